@@ -1,0 +1,125 @@
+"""Classifier: a model plus its config; prediction and Grad-CAM explanation."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from brain_tumor.config import ModelConfig
+from brain_tumor.images import ImageSource, load_image
+from brain_tumor.models import create_model, get_architecture
+from brain_tumor.preprocess import preprocess
+from brain_tumor.weights import load_weights, resolve_weights, save_weights
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    label: str
+    # Every class, in the model's class order, with probabilities summing to 1.
+    probabilities: dict[str, float]
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    target: str
+    # H×W float array in [0, 1], at the input image's own size.
+    heatmap: np.ndarray
+    image: Image.Image
+    prediction: Prediction
+
+    def overlay_with(self, opacity: float = 0.5) -> Image.Image:
+        """The heatmap blended over the image; opacity 0 shows the image, 1 the heatmap."""
+        from pytorch_grad_cam.utils.image import show_cam_on_image
+
+        rgb = np.asarray(self.image, dtype=np.float32) / 255.0
+        blended = show_cam_on_image(rgb, self.heatmap.astype(np.float32), use_rgb=True, image_weight=1.0 - float(opacity))
+        return Image.fromarray(blended)
+
+    @property
+    def overlay(self) -> Image.Image:
+        return self.overlay_with(0.5)
+
+
+class Classifier:
+    """A trained model with everything needed to use it. Load with `from_pretrained`."""
+
+    def __init__(self, model: nn.Module, config: ModelConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        # Grad-CAM registers hooks on the shared model: one explanation at a time.
+        self._cam_lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None, device: str = "cpu") -> "Classifier":
+        """Load from a weights folder, a Hugging Face Hub id, or (None) the default weights."""
+        folder = resolve_weights(source, revision=revision)
+        state, config = load_weights(folder)
+        model = create_model(config.architecture, len(config.classes), init="scratch", head=config.head, image_size=config.image_size)
+        model.load_state_dict(state)
+        classifier = cls(model, config, device=device)
+        classifier.source = str(folder)
+        return classifier
+
+    def save_pretrained(self, directory: str | os.PathLike, card: str | None = None) -> Path:
+        return save_weights(self.model.state_dict(), self.config, Path(directory), card=card)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.config.classes)
+
+    def _batch(self, images: Iterable[ImageSource]) -> torch.Tensor:
+        return torch.stack([preprocess(image, self.config) for image in images]).to(self.device)
+
+    def _to_prediction(self, logits: torch.Tensor) -> Prediction:
+        probs = torch.softmax(logits.float() / self.config.temperature, dim=-1).tolist()
+        probabilities = dict(zip(self.classes, probs))
+        return Prediction(label=max(probabilities, key=probabilities.get), probabilities=probabilities)
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(batch.to(self.device))
+
+    def predict_batch(self, images: Sequence[ImageSource]) -> list[Prediction]:
+        if not len(images):
+            return []
+        return [self._to_prediction(row) for row in self.logits(self._batch(images))]
+
+    def predict(self, image: ImageSource) -> Prediction:
+        return self.predict_batch([image])[0]
+
+    def explain(self, image: ImageSource, target: str | None = None) -> Explanation:
+        """Grad-CAM on the last convolutional block for `target` (default: the predicted class)."""
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        if target is not None and target not in self.classes:
+            raise ValueError(f"{target!r} is not a class of this model; choose one of {', '.join(self.classes)}.")
+        picture = load_image(image)
+        batch = self._batch([picture])
+        layer = get_architecture(self.config.architecture).cam_layer(self.model)
+        with self._cam_lock, torch.inference_mode(False), torch.enable_grad():
+            # Grad-CAM needs gradients, so it runs outside inference mode; `with` releases the hooks.
+            with GradCAM(model=self.model, target_layers=[layer]) as cam:
+                if target is None:
+                    targets = None
+                else:
+                    targets = [ClassifierOutputTarget(self.classes.index(target))]
+                grayscale = cam(input_tensor=batch, targets=targets)[0]
+                logits = cam.outputs.detach()[0]
+        prediction = self._to_prediction(logits)
+        heatmap = cv2.resize(grayscale.astype(np.float32), picture.size, interpolation=cv2.INTER_LINEAR)
+        heatmap = np.clip(heatmap, 0.0, 1.0)
+        return Explanation(target=target or prediction.label, heatmap=heatmap, image=picture, prediction=prediction)

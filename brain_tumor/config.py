@@ -1,0 +1,63 @@
+"""What a trained model is: architecture, classes, input spec, provenance and measured metrics.
+
+The config travels with the weights (config.json) so that training, evaluation and the app
+can never disagree about preprocessing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from brain_tumor.classes import CLASSES
+
+FORMAT_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF_RANGE_MEAN = (0.5, 0.5, 0.5)  # with HALF_RANGE_STD: inputs in [-1, 1]
+HALF_RANGE_STD = (0.5, 0.5, 0.5)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    architecture: str
+    classes: tuple[str, ...] = CLASSES
+    image_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    head: str = "linear"
+    # Contrast-limited adaptive histogram equalisation before resizing (training --clahe).
+    clahe: bool = False
+    # Logits are divided by this before the softmax (temperature scaling, fit on validation).
+    temperature: float = 1.0
+    # How it was made: data, recipe, init, library versions, hardware, date.
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Measured results, e.g. {"test": {...}, "test_clean": {...}, "validation": {...}}.
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # sha256 of every weights file, checked on load.
+    weights_sha256: dict[str, str] = dataclasses.field(default_factory=dict)
+    weights_dtype: str = "float32"
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("classes", "mean", "std"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("classes", "mean", "std"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "ModelConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))

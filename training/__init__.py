@@ -1,0 +1,1 @@
+"""Training, evaluation, leakage audit and export for the brain_tumor models."""

@@ -1,0 +1,78 @@
+"""Classification metrics, calibration and temperature scaling."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from brain_tumor.classes import CLASSES
+
+ECE_BINS = 15
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (confidence > lo) & (confidence <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict[str, list[float]]:
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    out = {"bin_confidence": [], "bin_accuracy": [], "bin_count": []}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (confidence > lo) & (confidence <= hi)
+        out["bin_count"].append(int(in_bin.sum()))
+        out["bin_confidence"].append(float(confidence[in_bin].mean()) if in_bin.any() else float("nan"))
+        out["bin_accuracy"].append(float(correct[in_bin].mean()) if in_bin.any() else float("nan"))
+    return out
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes=CLASSES) -> dict:
+    """n, accuracy, macro_f1, per_class, confusion_matrix, roc_auc (one-vs-rest) and ece."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    k = len(classes)
+    preds = probs.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(labels, preds, labels=list(range(k)), zero_division=0)
+    roc = {}
+    for i, name in enumerate(classes):
+        positives = labels == i
+        roc[name] = float(roc_auc_score(positives, probs[:, i])) if 0 < positives.sum() < len(labels) else None
+    valid = [v for v in roc.values() if v is not None]
+    present = support > 0
+    return {
+        "n": int(len(labels)),
+        "accuracy": float((preds == labels).mean()) if len(labels) else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": confusion_matrix(labels, preds, labels=list(range(k))).tolist(),
+        "roc_auc": {"per_class": roc, "macro": float(np.mean(valid)) if valid else None},
+        "ece": expected_calibration_error(probs, labels),
+    }
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature T > 0 minimising the NLL of softmax(logits / T) (Guo et al., 2017)."""
+    logits = logits.detach().float().cpu()
+    labels = labels.detach().long().cpu()
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
