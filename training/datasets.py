@@ -43,7 +43,12 @@ class Split:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    # Hidden entries (.ipynb_checkpoints/ holds a stray copy in the Kaggle Testing split) are not data.
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def _class_folders(folder: Path) -> Split:
