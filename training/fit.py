@@ -185,8 +185,8 @@ def load_data(args: argparse.Namespace, rank: int, world: int, log) -> Data:
         train, val = pool.subset(train_idx), pool.subset(val_idx)
         train_images, val_images = pool_images[train_idx], pool_images[val_idx]
         # Proof that no twin straddles the split: the best train match of each val image.
-        best, _ = twins.best_matches(twins.thumbnails(val_images), twins.thumbnails(train_images))
-        notes["val_twins_in_train"] = int((best >= args.twin_threshold).sum())
+        clean = twins.clean_mask(twins.thumbnails(val_images), twins.thumbnails(train_images), args.twin_threshold)
+        notes["val_twins_in_train"] = int((~clean).sum())
     else:
         train, val, train_images = pool, None, pool_images
     log(f"data: train {len(train)} {train.counts()} | val {len(val) if val else 0} | test {len(test) if test else 0} | "
@@ -365,8 +365,7 @@ def final_report(model: nn.Module, config: ModelConfig, data: Data, args, device
         logits = evaluate(model, data.test_images, config, device, args.eval_batch_size, use_amp)
         probs = torch.softmax(logits / config.temperature, 1).numpy()
         metrics["test"] = classification_metrics(probs, data.test.labels)
-        best, _ = twins.best_matches(twins.thumbnails(data.test_images), data.pool_thumbs)
-        clean = best < args.twin_threshold
+        clean = twins.clean_mask(twins.thumbnails(data.test_images), data.pool_thumbs, args.twin_threshold)
         metrics["test_clean"] = classification_metrics(probs[clean], data.test.labels[clean])
         metrics["leaked"] = int((~clean).sum())
         log(f"Testing: all {metrics['test']['accuracy']:.4f} (n={metrics['test']['n']}), "

@@ -41,6 +41,12 @@ def best_matches(query: torch.Tensor, reference: torch.Tensor, exclude_self: boo
     return best, where
 
 
+def clean_mask(query: torch.Tensor, reference: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """True for each query thumbnail with no twin among the reference thumbnails."""
+    best, _ = best_matches(query, reference)
+    return best < threshold
+
+
 def pairs(query: torch.Tensor, reference: torch.Tensor | None = None, threshold: float = DEFAULT_THRESHOLD) -> list[tuple[int, int, float]]:
     """All (i, j, r) with r ≥ threshold; within one set (reference None) each pair once, i < j."""
     same = reference is None
