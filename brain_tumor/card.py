@@ -112,3 +112,19 @@ print(model.predict("slice.jpg"))
   sequences, paediatric cases and tumour types outside the four classes are out of distribution.
 - A confident answer is not a diagnosis. Grad-CAM shows where the network looked, not why a tumour is present.
 """
+
+
+def summary_line(config: ModelConfig) -> str:
+    """One line naming a model for people: architecture, data, and its honest test accuracy."""
+    arch = ARCH_NAMES.get(config.architecture, config.architecture)
+    init = config.provenance.get("init")
+    origin = {"scratch": "trained from scratch", "imagenet": "fine-tuned from ImageNet"}.get(init, "trained")
+    text = f"{arch}, {origin} on the Kaggle Brain Tumor MRI Dataset (Training split)"
+    clean, full = config.metrics.get("test_clean"), config.metrics.get("test")
+    if clean:
+        text += f"; accuracy {_pct(clean['accuracy'])} on the {clean['n']} test images with no training twin"
+        if full:
+            text += f" ({_pct(full['accuracy'])} on all {full['n']})"
+    elif full:
+        text += f"; accuracy {_pct(full['accuracy'])} on {full['n']} test images"
+    return text + "."
