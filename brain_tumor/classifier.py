@@ -40,12 +40,12 @@ class Explanation:
     prediction: Prediction
 
     def overlay_with(self, opacity: float = 0.5) -> Image.Image:
-        """The heatmap blended over the image; opacity 0 shows the image, 1 the heatmap."""
-        from pytorch_grad_cam.utils.image import show_cam_on_image
-
-        rgb = np.asarray(self.image, dtype=np.float32) / 255.0
-        blended = show_cam_on_image(rgb, self.heatmap.astype(np.float32), use_rgb=True, image_weight=1.0 - float(opacity))
-        return Image.fromarray(blended)
+        """The heatmap (JET colours) blended over the image; opacity 0 shows the image, 1 the heatmap."""
+        # A plain blend, not show_cam_on_image: that rescales by the maximum and brightens dark scans.
+        colours = cv2.applyColorMap(np.uint8(np.round(255 * self.heatmap)), cv2.COLORMAP_JET)[..., ::-1]
+        opacity = float(np.clip(opacity, 0.0, 1.0))
+        blended = (1.0 - opacity) * np.asarray(self.image, dtype=np.float32) + opacity * colours.astype(np.float32)
+        return Image.fromarray(np.round(blended).astype(np.uint8))
 
     @property
     def overlay(self) -> Image.Image:
