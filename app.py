@@ -95,9 +95,10 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
                     model_choice = gr.Dropdown(names, value=names[0], label="Model", visible=len(names) > 1)
                 analyse_button = gr.Button("Analyse", variant="primary")
             with gr.Column():
-                label = gr.Label(num_top_classes=4, label="Confidence per class")
-                overlay = gr.Image(label="Grad-CAM: where the model looked", type="pil", format="png", interactive=False, height=360)
-                opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+                label = gr.Label(num_top_classes=4, label="Confidence per class", elem_id="confidences")
+                overlay = gr.Image(label="Grad-CAM: where the model looked", type="pil", format="png", interactive=False, height=360, elem_id="overlay")
+                opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity",
+                                    info="Red: regions that most raised the score of the explained class; blue: little effect.")
         model_line = gr.Markdown(describe(names[0]), elem_id="model-line")
         gr.Examples(
             examples=[[str(p)] for p in sorted(EXAMPLES.glob("*.jpg"))],
@@ -129,6 +130,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
         max_file_size=MAX_FILE_SIZE,
         allowed_paths=[str(EXAMPLES)],
         ssr_mode=False,
+        run_history=False,  # the page keeps no record of past inputs
         **kwargs,
     )
 

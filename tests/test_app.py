@@ -1,0 +1,139 @@
+"""The real app: `python app.py` on a free localhost port, driven by gradio_client and a browser."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import EXAMPLES, PYTHON, ROOT
+from tests.test_images import png_header_only
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    process = subprocess.Popen([PYTHON, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("app.py exited during start-up:\n" + process.stdout.read()[-3000:])
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("app.py did not answer within 120 s")
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+def predict(client, path, target="Predicted class", opacity=0.5, model="resnet50"):
+    return client.predict(handle_file(str(path)), target, opacity, model, api_name="/predict")
+
+
+def test_every_example_gives_four_confidences_and_an_overlay(client):
+    for path in EXAMPLES:
+        label, overlay = predict(client, path)
+        confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+        assert set(confidences) == {"Glioma", "Meningioma", "No tumour", "Pituitary tumour"}
+        assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-4)
+        assert label["label"] == max(confidences, key=confidences.get)
+        assert Image.open(overlay).size == Image.open(path).size
+
+
+def test_overlay_matches_an_input_of_another_size(client, tmp_path):
+    path = tmp_path / "wide.png"
+    Image.open(EXAMPLES[0]).resize((320, 250)).save(path)
+    _, overlay = predict(client, path, target="Meningioma", opacity=0.3)
+    assert Image.open(overlay).size == (320, 250)
+
+
+def test_bad_inputs_get_one_sentence_and_the_server_keeps_serving(client, tmp_path):
+    cases = {
+        "notes.txt": (b"definitely not an image", "not an image"),
+        "empty.jpg": (b"", "empty"),
+        "cut.jpg": (EXAMPLES[0].read_bytes()[:1500], "truncated or corrupt"),
+        "huge.png": (png_header_only(9000, 9000), "megapixel limit"),
+    }
+    for name, (data, fragment) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(Exception) as caught:
+            predict(client, path)
+        assert fragment in str(caught.value), (name, str(caught.value))
+        label, _ = predict(client, EXAMPLES[2])  # the next good request succeeds
+        assert label["label"]
+
+
+def test_a_path_outside_the_uploads_is_refused(server):
+    payload = {"data": [{"path": str(ROOT / "weights" / "resnet50" / "config.json"), "meta": {"_type": "gradio.FileData"}},
+                        "Predicted class", 0.5, "resnet50"]}
+    request = urllib.request.Request(server + "gradio_api/call/predict", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    event_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["event_id"]
+    stream = urllib.request.urlopen(f"{server}gradio_api/call/predict/{event_id}", timeout=60).read().decode()
+    assert "event: error" in stream and "config.json" not in stream.replace("not an upload", "")
+
+
+def test_page_names_the_model_and_says_it_is_not_a_medical_device(server):
+    config = json.loads(urllib.request.urlopen(server + "config", timeout=30).read())
+    text = json.dumps(config)
+    assert "not a medical device" in text
+    assert "ResNet-50" in text and "no training twin" in text
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+def test_browser_upload_shows_label_and_overlay(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(server, wait_until="load")
+        page.locator("input[type=file]").first.set_input_files(str(EXAMPLES[0]))
+        label = page.locator("#confidences [data-testid=label-output-value]")
+        label.wait_for(timeout=60_000)
+        assert "Glioma" in label.inner_text()
+        overlay = page.locator("#overlay img")
+        overlay.wait_for(timeout=60_000)
+        assert page.evaluate("document.querySelector('#overlay img').naturalWidth") == 224
+        assert "not a medical device" in page.locator("#notice").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "app-screenshot.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "app-screenshot.png").stat().st_size > 20_000
