@@ -115,7 +115,8 @@ def test_page_names_the_model_and_says_it_is_not_a_medical_device(server):
     assert "ResNet-50" in text and "no training twin" in text
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                    reason="Debian's chromium is not installed (apt-get install chromium); .ci/run installs it, and in CI this test never skips")
 def test_browser_upload_shows_label_and_overlay(server):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -137,3 +138,34 @@ def test_browser_upload_shows_label_and_overlay(server):
         page.screenshot(path=str(ARTIFACTS / "app-screenshot.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "app-screenshot.png").stat().st_size > 20_000
+
+
+def test_space_deploy_uploads_the_app_with_cpu_torch(monkeypatch):
+    import sys as _sys
+
+    import huggingface_hub
+
+    _sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import deploy_space
+    finally:
+        _sys.path.pop(0)
+    uploaded = {}
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            uploaded["create"] = (repo_id, kwargs)
+
+        def upload_folder(self, folder_path, **kwargs):
+            folder = Path(folder_path)
+            uploaded["files"] = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+            uploaded["requirements"] = (folder / "requirements.txt").read_text()
+            uploaded["readme"] = (folder / "README.md").read_text()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert deploy_space.main(["--space-id", "someone/brain-tumor", "--model-id", "someone/brain-tumor-resnet50"]) == 0
+    assert uploaded["create"][1]["space_sdk"] == "gradio" and uploaded["create"][1]["repo_type"] == "space"
+    assert {"app.py", "README.md", "weights/resnet50/config.json", "brain_tumor/classifier.py"} <= set(uploaded["files"])
+    assert not any(f.startswith(("tests/", "training/", ".venv")) for f in uploaded["files"])
+    assert "download.pytorch.org/whl/cpu" in uploaded["requirements"] and "torch==2.14.1+cpu" in uploaded["requirements"]
+    assert "sdk: gradio" in uploaded["readme"] and "- someone/brain-tumor-resnet50" in uploaded["readme"]

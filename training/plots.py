@@ -13,9 +13,9 @@ from brain_tumor.classes import DISPLAY_NAMES  # noqa: E402
 from training.metrics import reliability  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, dpi: int = 110) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -88,7 +88,7 @@ def prediction_grid(images: np.ndarray, labels, probs, classes, path: Path, per_
                 ax.set_title(f"true {classes[labels[k]]}\npred {classes[preds[k]]} {conf[k]:.2f}", fontsize=7, color="green" if kind == "correct" else "red")
     if not len(wrong):
         axes[-1][0].set_title("no mistakes", fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, dpi=75)
 
 
 def class_distribution_plot(counts: dict[str, dict[str, int]], path: Path) -> Path:
