@@ -31,6 +31,16 @@ def _time(fn, repeats: int, warmup: int = 2) -> list[float]:
     return times
 
 
+RESNET50_GFLOPS = 8.2  # 4.1 G multiply-adds per 224×224 image (torchvision's count) = 8.2 GFLOP
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """This machine's float32 matrix-multiply rate through PyTorch: the ceiling for convolutions."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    times = _time(lambda: a @ b, repeats)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
 def synthetic_slices(n: int, size: int = 512, seed: int = 0) -> list[Image.Image]:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
@@ -54,7 +64,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ("explain", 1, lambda: classifier.explain(images[0])),
         ("explain", 16, lambda: [classifier.explain(image) for image in images]),
     ]
+    rate = matmul_gflops()
     print(f"{classifier.config.architecture} at {classifier.config.image_size} px on CPU, {torch.get_num_threads()} threads, 512×512 inputs")
+    if classifier.config.architecture == "resnet50" and classifier.config.image_size == 224:
+        print(f"float32 matmul rate {rate:.0f} GFLOP/s: a ResNet-50 forward pass ({RESNET50_GFLOPS} GFLOP) cannot beat "
+              f"{1000 * RESNET50_GFLOPS / rate:.0f} ms; Grad-CAM adds a backward pass (about twice the forward's work)")
     print(f"{'call':8} {'batch':>5} {'p50 ms':>9} {'p95 ms':>9} {'img/s':>8}")
     rows = []
     for name, batch, fn in cases:

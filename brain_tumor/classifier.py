@@ -16,6 +16,7 @@ from torch import nn
 from brain_tumor.config import ModelConfig
 from brain_tumor.images import ImageSource, load_image
 from brain_tumor.models import create_model, get_architecture
+from brain_tumor.ood import describe, energy, image_features, reasons
 from brain_tumor.preprocess import preprocess
 from brain_tumor.weights import load_weights, resolve_weights, save_weights
 
@@ -25,6 +26,17 @@ class Prediction:
     label: str
     # Every class, in the model's class order, with probabilities summing to 1.
     probabilities: dict[str, float]
+    # Names of the checks (brain_tumor.ood.SIDES) by which the input does not look like a brain MRI slice.
+    ood_reasons: tuple[str, ...] = ()
+
+    @property
+    def out_of_distribution(self) -> bool:
+        return bool(self.ood_reasons)
+
+    @property
+    def warning(self) -> str | None:
+        """One sentence for people when the input looks out of distribution, else None."""
+        return describe(self.ood_reasons) if self.ood_reasons else None
 
     @property
     def confidence(self) -> float:
@@ -83,10 +95,19 @@ class Classifier:
     def _batch(self, images: Iterable[ImageSource]) -> torch.Tensor:
         return torch.stack([preprocess(image, self.config) for image in images]).to(self.device)
 
-    def _to_prediction(self, logits: torch.Tensor) -> Prediction:
+    def _to_predictions(self, batch: torch.Tensor, logits: torch.Tensor) -> list[Prediction]:
         probs = torch.softmax(logits.float() / self.config.temperature, dim=-1).tolist()
-        probabilities = dict(zip(self.classes, probs))
-        return Prediction(label=max(probabilities, key=probabilities.get), probabilities=probabilities)
+        bounds = self.config.ood.get("bounds")
+        if bounds:
+            features = image_features(batch, self.config.mean, self.config.std)
+            for row, e in zip(features, energy(logits).tolist()):
+                row["energy"] = e
+        predictions = []
+        for i, row in enumerate(probs):
+            probabilities = dict(zip(self.classes, row))
+            flagged = reasons(features[i], bounds) if bounds else ()
+            predictions.append(Prediction(max(probabilities, key=probabilities.get), probabilities, flagged))
+        return predictions
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -95,7 +116,8 @@ class Classifier:
     def predict_batch(self, images: Sequence[ImageSource]) -> list[Prediction]:
         if not len(images):
             return []
-        return [self._to_prediction(row) for row in self.logits(self._batch(images))]
+        batch = self._batch(images)
+        return self._to_predictions(batch, self.logits(batch))
 
     def predict(self, image: ImageSource) -> Prediction:
         return self.predict_batch([image])[0]
@@ -119,7 +141,7 @@ class Classifier:
                     targets = [ClassifierOutputTarget(self.classes.index(target))]
                 grayscale = cam(input_tensor=batch, targets=targets)[0]
                 logits = cam.outputs.detach()[0]
-        prediction = self._to_prediction(logits)
+        prediction = self._to_predictions(batch, logits[None])[0]
         heatmap = cv2.resize(grayscale.astype(np.float32), picture.size, interpolation=cv2.INTER_LINEAR)
         heatmap = np.clip(heatmap, 0.0, 1.0)
         return Explanation(target=target or prediction.label, heatmap=heatmap, image=picture, prediction=prediction)

@@ -31,6 +31,8 @@ class ModelConfig:
     clahe: bool = False
     # Logits are divided by this before the softmax (temperature scaling, fit on validation).
     temperature: float = 1.0
+    # Out-of-distribution bounds fitted on validation: {"bounds": {feature: [low, high]}, ...}.
+    ood: dict[str, Any] = dataclasses.field(default_factory=dict)
     # How it was made: data, recipe, init, library versions, hardware, date.
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Measured results, e.g. {"test": {...}, "test_clean": {...}, "validation": {...}}.

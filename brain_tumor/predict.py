@@ -50,14 +50,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: error: {error}", file=sys.stderr)
             continue
         if args.json:
-            record = {"image": path, "label": prediction.label, "probabilities": prediction.probabilities}
+            record = {"image": path, "label": prediction.label, "probabilities": prediction.probabilities,
+                      "out_of_distribution": prediction.out_of_distribution, "warning": prediction.warning}
             if cam_path:
                 record["gradcam"] = str(cam_path)
             print(json.dumps(record))
         else:
             probs = "  ".join(f"{name} {p:.3f}" for name, p in prediction.probabilities.items())
             print(f"{path}: {DISPLAY_NAMES.get(prediction.label, prediction.label)} ({prediction.confidence:.1%})  [{probs}]"
-                  + (f"  Grad-CAM: {cam_path}" if cam_path else ""))
+                  + (f"  Grad-CAM: {cam_path}" if cam_path else "")
+                  + (f"  WARNING: {prediction.warning}" if prediction.warning else ""))
     return 1 if failures else 0
 
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import EXAMPLES, PYTHON, ROOT
+from tests.test_hardening import colour_photo
 from tests.test_images import png_header_only
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -30,9 +31,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def upload_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gradio-uploads")
+
+
+@pytest.fixture(scope="module")
+def server(upload_dir):
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_TEMP_DIR": str(upload_dir)}
     process = subprocess.Popen([PYTHON, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
@@ -98,6 +104,48 @@ def test_bad_inputs_get_one_sentence_and_the_server_keeps_serving(client, tmp_pa
         assert label["label"]
 
 
+def test_every_user_input_through_the_app(client, tmp_path):
+    from tests.inputs import user_inputs
+
+    for name, data, expected in user_inputs():
+        path = tmp_path / name
+        path.write_bytes(data)
+        if expected == "ok":
+            label, overlay = predict(client, path)
+            assert label["label"] in ("Glioma", "Meningioma", "No tumour", "Pituitary tumour"), name
+        else:
+            with pytest.raises(Exception) as caught:
+                predict(client, path)
+            assert expected in str(caught.value), (name, str(caught.value))
+
+
+def test_uploads_are_deleted_after_the_response(client, upload_dir, tmp_path):
+    import hashlib
+
+    path = tmp_path / "private-scan.png"
+    Image.open(EXAMPLES[3]).rotate(7).save(path)  # content no other test uploads
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    predict(client, path)
+    left = [p for p in upload_dir.rglob("*") if p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == digest]
+    assert left == []
+    # Gallery examples stay servable.
+    assert any(p.name == EXAMPLES[0].name for p in upload_dir.rglob("*.jpg"))
+
+
+def test_eight_concurrent_clients_get_no_errors(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def session(index: int) -> int:
+        own = Client(server, verbose=False)
+        for i in range(3):
+            label, _ = predict(own, EXAMPLES[(index + i) % len(EXAMPLES)])
+            assert label["label"]
+        return 3
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(session, range(8))) == 24
+
+
 def test_a_path_outside_the_uploads_is_refused(server):
     payload = {"data": [{"path": str(ROOT / "weights" / "resnet50" / "config.json"), "meta": {"_type": "gradio.FileData"}},
                         "Predicted class", 0.5, "resnet50"]}
@@ -136,6 +184,19 @@ def test_browser_upload_shows_label_and_overlay(server):
         assert page.evaluate("document.querySelector('#overlay img').naturalWidth") == 224
         assert "not a medical device" in page.locator("#notice").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app-screenshot.png"), full_page=True)
+        assert not page.locator("#ood-warning").is_visible()
+
+        # Clicking a gallery example analyses it.
+        page.locator("button.gallery-item").nth(2).click()  # meningioma_1.jpg
+        page.wait_for_function("document.querySelector('#confidences [data-testid=label-output-value]')?.innerText.includes('Meningioma')", timeout=60_000)
+
+        # A colour photo is answered, with a visible warning.
+        photo = ARTIFACTS / "colour-photo.png"
+        colour_photo().save(photo)
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        page.locator("#ood-warning").wait_for(state="visible", timeout=60_000)
+        assert "does not look like a brain MRI slice" in page.locator("#ood-warning").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "app-ood-warning.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "app-screenshot.png").stat().st_size > 20_000
 

@@ -175,13 +175,11 @@ def load_data(args: argparse.Namespace, rank: int, world: int, log) -> Data:
         barrier(world)
 
     pool_thumbs = twins.thumbnails(pool_images)
-    within = twins.pairs(pool_thumbs, threshold=args.twin_threshold)
+    train_idx, val_idx, within = twins.twin_aware_split(pool.labels, pool_thumbs, args.val_fraction, args.seed, args.twin_threshold)
     notes = {"twin_pairs_within_training": len(within)}
     if explicit_val is not None:
         train, val, train_images = pool, explicit_val, pool_images
     elif args.val_fraction > 0:
-        group_ids = twins.groups(len(pool), within)
-        train_idx, val_idx = twins.grouped_split(pool.labels, group_ids, args.val_fraction, args.seed)
         train, val = pool.subset(train_idx), pool.subset(val_idx)
         train_images, val_images = pool_images[train_idx], pool_images[val_idx]
         # Proof that no twin straddles the split: the best train match of each val image.

@@ -100,3 +100,10 @@ def grouped_split(labels: np.ndarray, group_ids: np.ndarray, fraction: float, se
     val_mask = np.zeros(len(labels), dtype=bool)
     val_mask[val] = True
     return np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+
+
+def twin_aware_split(labels: np.ndarray, thumbs: torch.Tensor, fraction: float, seed: int, threshold: float = DEFAULT_THRESHOLD):
+    """(train indices, val indices, within-set twin pairs): a validation split no twin group straddles."""
+    within = pairs(thumbs, threshold=threshold)
+    train_idx, val_idx = grouped_split(labels, groups(len(labels), within), fraction, seed)
+    return train_idx, val_idx, within
