@@ -72,9 +72,10 @@ def dicom_to_array(data: bytes, name: str = "the DICOM file") -> np.ndarray:
         raise InvalidImageError(f"{name} has photometric interpretation {photometric}, which is not supported.")
     values = apply_modality_lut(pixels, ds).astype(np.float64)
     if "VOILUTSequence" in ds:
-        lut = np.asarray(ds.VOILUTSequence[0].LUTData, dtype=np.float64)
-        windowed = apply_voi_lut(values, ds, index=0).astype(np.float64)
-        out = _stretch(windowed, lut.min(), lut.max())
+        # The LUT's output spans the entry size its descriptor declares (LUTData may be raw OW bytes).
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        windowed = apply_voi_lut(np.round(values).astype(np.int64), ds, index=0).astype(np.float64)
+        out = _stretch(windowed, 0.0, float(2**bits - 1))
     elif "WindowCenter" in ds and "WindowWidth" in ds:
         out = _window(values, _first(ds.WindowCenter), _first(ds.WindowWidth))
     else:

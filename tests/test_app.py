@@ -230,3 +230,34 @@ def test_space_deploy_uploads_the_app_with_cpu_torch(monkeypatch):
     assert not any(f.startswith(("tests/", "training/", ".venv")) for f in uploaded["files"])
     assert "download.pytorch.org/whl/cpu" in uploaded["requirements"] and "torch==2.14.1+cpu" in uploaded["requirements"]
     assert "sdk: gradio" in uploaded["readme"] and "- someone/brain-tumor-resnet50" in uploaded["readme"]
+
+
+def test_safe_launch_defaults(monkeypatch):
+    import gradio as gr
+
+    import app
+
+    captured = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: captured.update(kwargs))
+    from brain_tumor import Classifier
+
+    demo = app.build_app({"resnet50": Classifier.from_pretrained(ROOT / "weights" / "resnet50")})
+    app.launch(demo)
+    assert captured["share"] is False and captured["run_history"] is False
+    assert captured["allowed_paths"] == [str(ROOT / "examples")]
+    assert captured["max_file_size"] == app.MAX_FILE_SIZE
+    assert demo.analytics_enabled is False
+    assert demo.delete_cache == (300, 900)
+    assert demo._queue.max_size == app.QUEUE_SIZE
+    assert "gr.load" not in (ROOT / "app.py").read_text()
+
+
+def test_cpu_bench_prints_latency_table(tiny_baseline):
+    import subprocess
+
+    result = subprocess.run([PYTHON, "-m", "brain_tumor.bench", "--weights", str(tiny_baseline), "--repeats", "3"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("predict", "explain"))]
+    assert [(r[0], r[1]) for r in rows] == [("predict", "1"), ("predict", "16"), ("explain", "1"), ("explain", "16")]
+    assert all(float(r[2]) > 0 and float(r[3]) >= float(r[2]) for r in rows)

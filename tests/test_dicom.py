@@ -102,3 +102,20 @@ def test_dicom_without_pixels_is_refused():
     ds.save_as(buffer, enforce_file_format=True)
     with pytest.raises(InvalidImageError, match="without an image"):
         load_image(buffer.getvalue())
+
+
+def test_voi_lut_sequence_is_applied():
+    from pydicom.sequence import Sequence
+
+    data = make_dicom(RAMP)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    item = Dataset()
+    # A LUT that maps stored values 0..2047 onto a rising ramp and everything above to its top.
+    item.LUTDescriptor = [2048, 0, 16]
+    item.LUTData = np.linspace(0, 65535, 2048).astype("<u2").tobytes()
+    ds.VOILUTSequence = Sequence([item])
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    out = grey(buffer.getvalue())
+    assert (out[:, RAMP[0] >= 2047] == 255).all()  # beyond the LUT: its last entry
+    assert out[0, 10] < out[0, 20] < 255  # inside: the LUT's ramp

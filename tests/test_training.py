@@ -213,3 +213,13 @@ def test_push_uploads_the_verified_folder(monkeypatch, tiny_baseline, tmp_path):
     calls.clear()
     assert push.main(["--weights", str(tampered), "--repo-id", "someone/m"]) == 2
     assert "upload" not in calls
+
+
+def test_seeded_runs_are_reproducible_on_cpu(kaggle_dataset, tmp_path):
+    states = []
+    for name in ("a", "b"):
+        run("training.fit", "--model", "baseline", "--data", kaggle_dataset, "--out", tmp_path / name, "--epochs", "1", "--no-test",
+            "--seed", "7", "--cache-dir", tmp_path / "cache", *FAST)
+        states.append(torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["model"])
+    for key in states[0]:
+        torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=0)
