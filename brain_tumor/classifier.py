@@ -16,7 +16,7 @@ from torch import nn
 from brain_tumor.config import ModelConfig
 from brain_tumor.images import ImageSource, load_image
 from brain_tumor.models import create_model, get_architecture
-from brain_tumor.ood import describe, energy, image_features, reasons
+from brain_tumor.ood import describe, input_scores, reasons
 from brain_tumor.preprocess import preprocess
 from brain_tumor.weights import load_weights, resolve_weights, save_weights
 
@@ -67,8 +67,9 @@ class Explanation:
 class Classifier:
     """A trained model with everything needed to use it. Load with `from_pretrained`."""
 
-    def __init__(self, model: nn.Module, config: ModelConfig, device: str | torch.device = "cpu"):
+    def __init__(self, model: nn.Module, config: ModelConfig, device: str | torch.device = "cpu", source: str | None = None):
         self.config = config
+        self.source = source  # the weights folder it was loaded from, if any
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         # Grad-CAM registers hooks on the shared model: one explanation at a time.
@@ -81,9 +82,7 @@ class Classifier:
         state, config = load_weights(folder)
         model = create_model(config.architecture, len(config.classes), init="scratch", head=config.head, image_size=config.image_size)
         model.load_state_dict(state)
-        classifier = cls(model, config, device=device)
-        classifier.source = str(folder)
-        return classifier
+        return cls(model, config, device=device, source=str(folder))
 
     def save_pretrained(self, directory: str | os.PathLike, card: str | None = None) -> Path:
         return save_weights(self.model.state_dict(), self.config, Path(directory), card=card)
@@ -98,14 +97,12 @@ class Classifier:
     def _to_predictions(self, batch: torch.Tensor, logits: torch.Tensor) -> list[Prediction]:
         probs = torch.softmax(logits.float() / self.config.temperature, dim=-1).tolist()
         bounds = self.config.ood.get("bounds")
-        if bounds:
-            features = image_features(batch, self.config.mean, self.config.std)
-            for row, e in zip(features, energy(logits).tolist()):
-                row["energy"] = e
+        flags: list[tuple[str, ...]] = [()] * len(probs)
+        if bounds:  # weights calibrated with training.calibrate_ood
+            flags = [reasons(s, bounds) for s in input_scores(batch, logits, self.config.mean, self.config.std)]
         predictions = []
-        for i, row in enumerate(probs):
+        for row, flagged in zip(probs, flags):
             probabilities = dict(zip(self.classes, row))
-            flagged = reasons(features[i], bounds) if bounds else ()
             predictions.append(Prediction(max(probabilities, key=probabilities.get), probabilities, flagged))
         return predictions
 

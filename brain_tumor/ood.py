@@ -55,6 +55,11 @@ def energy(logits: torch.Tensor) -> torch.Tensor:
     return -torch.logsumexp(logits.float(), dim=-1)
 
 
+def input_scores(batch: torch.Tensor, logits: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> list[dict[str, float]]:
+    """Every feature in SIDES for each input of a batch: image statistics plus the logits' energy."""
+    return [{**f, "energy": e} for f, e in zip(image_features(batch, mean, std), energy(logits).tolist())]
+
+
 def fit_bounds(features: list[dict[str, float]], quantile: float) -> dict[str, list[float | None]]:
     """[low, high] per feature at the given tail quantile of in-distribution data (None: unbounded side)."""
     bounds = {}

@@ -41,6 +41,7 @@ def test_one_epoch_fit_exports_a_loadable_weights_folder(model, kaggle_dataset, 
     assert config.metrics["leaked"] == 2  # the planted twins
     assert config.provenance["recipe"]["epochs"] == 1
     assert config.provenance["split_notes"]["val_twins_in_train"] == 0
+    assert set(config.ood["bounds"]) == {"saturation", "contrast", "border", "noise", "energy"}
     assert any((out / "tensorboard").iterdir())
     assert "accuracy" in (out / "weights" / "README.md").read_text()
 

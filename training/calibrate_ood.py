@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from brain_tumor.classifier import Classifier
 from brain_tumor.config import ModelConfig
-from brain_tumor.ood import SIDES, energy, fit_bounds, image_features, reasons
+from brain_tumor.ood import SIDES, fit_bounds, input_scores, reasons
 from brain_tumor.preprocess import normalize, preprocess
 from brain_tumor.weights import CONFIG_NAME
 from training import twins
@@ -86,10 +86,7 @@ def non_mri_images() -> list[tuple[str, Image.Image]]:
 
 
 def scores(classifier: Classifier, batch: torch.Tensor) -> list[dict[str, float]]:
-    features = image_features(batch, classifier.config.mean, classifier.config.std)
-    for row, e in zip(features, energy(classifier.logits(batch)).tolist()):
-        row["energy"] = e
-    return features
+    return input_scores(batch, classifier.logits(batch), classifier.config.mean, classifier.config.std)
 
 
 def batched_scores(classifier: Classifier, images: torch.Tensor, batch_size: int = 32) -> list[dict[str, float]]:

@@ -82,7 +82,7 @@ def _classes_csv(folder: Path) -> Split:
     return Split(paths, np.asarray(labels, dtype=np.int64))
 
 
-def _read_split(folder: Path) -> Split:
+def read_split(folder: Path) -> Split:
     split = _classes_csv(folder) if (folder / "_classes.csv").is_file() else _class_folders(folder)
     if not len(split):
         raise DatasetError(f"{folder} holds no labelled images; expected one sub-folder of images per class.")
@@ -124,8 +124,8 @@ def discover(root: str | os.PathLike) -> dict[str, Split]:
         nested = [c for c in root.iterdir() if c.is_dir() and _find_child(c, SPLIT_NAMES["train"])]
         if len(nested) == 1:  # kagglehub puts the splits one level down
             return discover(nested[0])
-        return {"train": _read_split(root)}
-    return {key: _read_split(folder) for key, folder in found.items() if folder is not None}
+        return {"train": read_split(root)}
+    return {key: read_split(folder) for key, folder in found.items() if folder is not None}
 
 
 def _decode_one(args: tuple[str, int, bool]) -> np.ndarray:

@@ -20,7 +20,7 @@ from brain_tumor.images import InvalidImageError
 from brain_tumor.preprocess import normalize
 from brain_tumor.weights import WeightsError
 from training import plots, twins
-from training.datasets import SPLIT_NAMES, DatasetError, Split, _read_split, decode_images, discover
+from training.datasets import SPLIT_NAMES, DatasetError, Split, read_split, decode_images, discover
 from training.fit import DEFAULT_CACHE
 from training.metrics import classification_metrics
 
@@ -44,7 +44,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def load_split(data: str, split: str) -> Split:
     root = Path(data)
     if (root / split).is_dir():
-        return _read_split(root / split)
+        return read_split(root / split)
     found = discover(data)
     for key, names in SPLIT_NAMES.items():
         if split.lower() in names and key in found:
@@ -95,7 +95,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     images = decode_images(split.paths, config.image_size, config.clahe, cache_dir=cache, desc="test")
     probs = predict_probs(classifier, images, args.batch_size)
     metrics = classification_metrics(probs, split.labels, classes)
-    metrics.update(weights=str(getattr(classifier, "source", args.weights)), data=str(args.data), split=args.split, temperature=config.temperature)
+    metrics.update(weights=str(classifier.source), data=str(args.data), split=args.split, temperature=config.temperature)
     counts = {"all": split.counts()}
     clean = None
     if args.train_data:
