@@ -224,3 +224,13 @@ def test_seeded_runs_are_reproducible_on_cpu(kaggle_dataset, tmp_path):
         states.append(torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["model"])
     for key in states[0]:
         torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=0)
+
+
+def test_evaluate_can_record_its_figures_in_the_weights_folder(kaggle_dataset, tiny_baseline, tmp_path):
+    folder = tmp_path / "w"
+    shutil.copytree(tiny_baseline, folder)
+    run("training.evaluate", "--weights", folder, "--data", kaggle_dataset, "--train-data", kaggle_dataset / "Training",
+        "--out", tmp_path / "report", "--cache-dir", "", "--write-config")
+    config = Classifier.from_pretrained(folder).config  # still loads: shards and their sha256 untouched
+    assert config.metrics["test"]["n"] == 18 and config.metrics["test_clean"]["n"] == 16 and config.metrics["leaked"] == 2
+    assert "Testing, clean subset | 16 |" in (folder / "README.md").read_text()

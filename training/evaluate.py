@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from brain_tumor.card import model_card
 from brain_tumor.classifier import Classifier
+from brain_tumor.config import ModelConfig
 from brain_tumor.images import InvalidImageError
 from brain_tumor.preprocess import normalize
-from brain_tumor.weights import WeightsError
+from brain_tumor.weights import CARD_NAME, CONFIG_NAME, WeightsError
 from training import plots, twins
 from training.datasets import SPLIT_NAMES, DatasetError, Split, read_split, decode_images, discover
 from training.fit import DEFAULT_CACHE
@@ -38,6 +40,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--twin-threshold", type=float, default=twins.DEFAULT_THRESHOLD)
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image cache ('' to disable)")
+    p.add_argument("--write-config", action="store_true",
+                   help="store these figures as the test metrics in the (local) weights folder's config.json and model card")
     return p
 
 
@@ -87,6 +91,18 @@ def summary_markdown(metrics: dict, classes, weights: str, data: str) -> str:
     return "\n".join(lines)
 
 
+def record_in_config(folder: Path, metrics: dict, device: str) -> None:
+    """Make these measured figures the ones the weights folder reports (config.json and card)."""
+    config = ModelConfig.load(folder / CONFIG_NAME)
+    source = f"training.evaluate, float32 on {device}"
+    config.metrics["test"] = {**{k: metrics[k] for k in KEYS}, "measured_by": source}
+    if "clean" in metrics:
+        config.metrics["test_clean"] = {**{k: metrics["clean"][k] for k in KEYS}, "measured_by": source}
+        config.metrics["leaked"] = metrics["leaked"]
+    config.save(folder / CONFIG_NAME)
+    (folder / CARD_NAME).write_text(model_card(config))
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(args.weights, device=args.device)
     config, classes = classifier.config, classifier.classes
@@ -121,6 +137,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     if clean is not None:
         plots.confusion_matrix_plot(metrics["clean"]["confusion_matrix"], classes, out / "confusion_matrix_clean.png", f"{title}, clean (n={metrics['clean']['n']})")
     (out / "summary.md").write_text(summary_markdown(metrics, classes, metrics["weights"], str(args.data)))
+    if args.write_config:
+        record_in_config(Path(classifier.source), metrics, args.device)
     line = f"{config.architecture}: accuracy {_pct(metrics['accuracy'])} macro-F1 {metrics['macro_f1']:.4f} ECE {metrics['ece']:.4f} (n={metrics['n']})"
     if clean is not None:
         c = metrics["clean"]
