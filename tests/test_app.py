@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -197,6 +198,15 @@ def test_browser_upload_shows_label_and_overlay(server):
         page.locator("#ood-warning").wait_for(state="visible", timeout=60_000)
         assert "does not look like a brain MRI slice" in page.locator("#ood-warning").inner_text()
         page.screenshot(path=str(ARTIFACTS / "app-ood-warning.png"), full_page=True)
+
+        # A DICOM file dropped on the .dcm box is windowed, shown and analysed.
+        from tests.test_dicom import make_dicom
+
+        dcm = ARTIFACTS / "slice.dcm"
+        dcm.write_bytes(make_dicom(np.asarray(Image.open(EXAMPLES[6]).convert("L"), np.uint16) * 16))
+        page.locator("input[type=file]").nth(1).set_input_files(str(dcm))
+        page.locator("#ood-warning").wait_for(state="hidden", timeout=60_000)
+        page.wait_for_function("document.querySelector('#confidences [data-testid=label-output-value]')?.innerText.includes('Pituitary')", timeout=60_000)
         browser.close()
     assert (ARTIFACTS / "app-screenshot.png").stat().st_size > 20_000
 
