@@ -66,7 +66,8 @@ def _forget(path: Path) -> None:
         if not path.is_file() or _is_gallery_copy(path):
             return
         path.unlink()
-        path.parent.rmdir()  # Gradio keeps each upload in a folder of its own
+        if path.parent != Path(get_upload_folder()).resolve():
+            path.parent.rmdir()  # Gradio keeps each upload in a folder of its own
     except OSError:
         pass
 
