@@ -53,11 +53,12 @@ def dicom_to_array(data: bytes, name: str = "the DICOM file") -> np.ndarray:
         pixels = ds.pixel_array
     except Exception as error:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        label = getattr(syntax, "name", syntax) or "unknown"
-        raise InvalidImageError(
-            f"{name} uses a transfer syntax ({label}) that cannot be decoded here; "
-            "install pylibjpeg with its plugins or export it uncompressed."
-        ) from None
+        if syntax is not None and getattr(syntax, "is_compressed", False):
+            raise InvalidImageError(
+                f"{name} uses a transfer syntax ({syntax.name}) that cannot be decoded here; "
+                "install pylibjpeg with its plugins or export it uncompressed."
+            ) from None
+        raise InvalidImageError(f"{name} has pixel data that could not be decoded ({error}).") from None
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if frames > 1:

@@ -119,3 +119,12 @@ def test_voi_lut_sequence_is_applied():
     out = grey(buffer.getvalue())
     assert (out[:, RAMP[0] >= 2047] == 255).all()  # beyond the LUT: its last entry
     assert out[0, 10] < out[0, 20] < 255  # inside: the LUT's ramp
+
+
+def test_damaged_uncompressed_pixel_data_is_refused():
+    ds = pydicom.dcmread(io.BytesIO(make_dicom(RAMP)))
+    ds.PixelData = ds.PixelData[:100]  # far fewer bytes than Rows × Columns × 2
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    with pytest.raises(InvalidImageError, match="pixel data that could not be decoded"):
+        load_image(buffer.getvalue())
