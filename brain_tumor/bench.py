@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ("explain", 1, lambda: classifier.explain(images[0])),
         ("explain", 16, lambda: [classifier.explain(image) for image in images]),
     ]
-    rate = matmul_gflops()
     print(f"{classifier.config.architecture} at {classifier.config.image_size} px on CPU, {torch.get_num_threads()} threads, 512×512 inputs")
     if classifier.config.architecture == "resnet50" and classifier.config.image_size == 224:
+        rate = matmul_gflops()
         print(f"float32 matmul rate {rate:.0f} GFLOP/s: a ResNet-50 forward pass ({RESNET50_GFLOPS} GFLOP) cannot beat "
               f"{1000 * RESNET50_GFLOPS / rate:.0f} ms; Grad-CAM adds a backward pass (about twice the forward's work)")
     print(f"{'call':8} {'batch':>5} {'p50 ms':>9} {'p95 ms':>9} {'img/s':>8}")

@@ -18,7 +18,6 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from brain_tumor.classifier import Classifier
-from brain_tumor.config import ModelConfig
 from brain_tumor.ood import SIDES, fit_bounds, input_scores, reasons
 from brain_tumor.preprocess import normalize, preprocess
 from brain_tumor.weights import CONFIG_NAME
@@ -96,6 +95,12 @@ def batched_scores(classifier: Classifier, images: torch.Tensor, batch_size: int
     return out
 
 
+def ood_section(classifier: Classifier, val_images: torch.Tensor, quantile: float = QUANTILE) -> dict:
+    """The config's "ood" entry: bounds fitted on the validation images that training.fit held out."""
+    bounds = fit_bounds(batched_scores(classifier, val_images), quantile)
+    return {"bounds": bounds, "quantile": quantile, "fitted_on": f"validation split held out by training.fit (n={len(val_images)})"}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="a local weights folder (its config.json is updated)")
@@ -114,8 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     pool_thumbs = twins.thumbnails(pool_images)
     _, val_idx, _ = twins.twin_aware_split(pool.labels, pool_thumbs, recipe.get("val_fraction", 0.1), recipe.get("seed", 0),
                                            recipe.get("twin_threshold", twins.DEFAULT_THRESHOLD))
-    val_scores = batched_scores(classifier, pool_images[val_idx])
-    bounds = fit_bounds(val_scores, args.quantile)
+    section = ood_section(classifier, pool_images[val_idx], args.quantile)
+    bounds = section["bounds"]
 
     result: dict = {"n_validation": len(val_idx), "quantile": args.quantile}
     if "test" in splits:
@@ -134,10 +139,9 @@ def main(argv: list[str] | None = None) -> dict:
     result["n_non_mri"] = len(others)
     result["non_mri"] = {f"{kind} #{i}": list(f) for i, ((kind, _), f) in enumerate(zip(others, flagged))}
 
-    raw = json.loads((folder / CONFIG_NAME).read_text())
-    raw["ood"] = {"bounds": bounds, "quantile": args.quantile, "fitted_on": f"validation split held out by training.fit (n={len(val_idx)})"}
-    raw.setdefault("metrics", {})["ood"] = {k: v for k, v in result.items() if k != "non_mri"}
-    ModelConfig.from_dict(raw).save(folder / CONFIG_NAME)
+    config.ood = section
+    config.metrics["ood"] = {k: v for k, v in result.items() if k != "non_mri"}
+    config.save(folder / CONFIG_NAME)
 
     print(f"bounds fitted on {len(val_idx)} validation images (tail quantile {args.quantile}): {json.dumps(bounds)}")
     if "false_alarm_rate_clean_test" in result:

@@ -372,16 +372,6 @@ def final_report(model: nn.Module, config: ModelConfig, data: Data, args, device
     return metrics
 
 
-def ood_bounds(model: nn.Module, config: ModelConfig, val_images: torch.Tensor, device) -> dict:
-    """The out-of-distribution bounds, fitted on validation (see training.calibrate_ood)."""
-    from brain_tumor.classifier import Classifier
-    from brain_tumor.ood import fit_bounds
-    from training.calibrate_ood import QUANTILE, batched_scores
-
-    scores = batched_scores(Classifier(model, config, device=device), val_images.to(device))
-    return {"bounds": fit_bounds(scores, QUANTILE), "quantile": QUANTILE, "fitted_on": f"validation split (n={len(val_images)})"}
-
-
 def provenance(args, data: Data, device: torch.device, wall_time: float, throughput: float, world: int) -> dict:
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
     recipe = {k: v for k, v in sorted(vars(args).items()) if k not in ("out", "resume", "workers", "cache_dir", "device", "data")}
@@ -546,7 +536,10 @@ def main(args: argparse.Namespace) -> int:
             data.val_images = data.val_images.to(device) if data.val_images is not None else None
         config.metrics = final_report(final, config, data, args, device, use_amp, log)
         if data.val is not None and len(data.val):
-            config.ood = ood_bounds(final, config, data.val_images, device)
+            from brain_tumor.classifier import Classifier
+            from training.calibrate_ood import ood_section
+
+            config.ood = ood_section(Classifier(final, config, device=device), data.val_images.to(device))
         config.metrics["best_epoch"] = best_epoch
         config.provenance = provenance(args, data, device, wall_time, float(np.median(throughputs)) if throughputs else 0.0, world)
         weights_dir = save_weights(final.state_dict(), config, out / "weights")

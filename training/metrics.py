@@ -9,18 +9,6 @@ from brain_tumor.classes import CLASSES
 ECE_BINS = 15
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        in_bin = (confidence > lo) & (confidence <= hi)
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
-
-
 def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict[str, list[float]]:
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
@@ -32,6 +20,14 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
         out["bin_confidence"].append(float(confidence[in_bin].mean()) if in_bin.any() else float("nan"))
         out["bin_accuracy"].append(float(correct[in_bin].mean()) if in_bin.any() else float("nan"))
     return out
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Bin-weighted mean gap between confidence and accuracy over the reliability bins."""
+    rel = reliability(probs, labels, bins)
+    total = max(1, len(labels))
+    return float(sum(n / total * abs(acc - conf)
+                     for n, acc, conf in zip(rel["bin_count"], rel["bin_accuracy"], rel["bin_confidence"]) if n))
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes=CLASSES) -> dict:

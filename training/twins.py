@@ -24,26 +24,12 @@ def thumbnails(images: torch.Tensor) -> torch.Tensor:
     return torch.cat(rows) if rows else torch.empty(0, THUMB * THUMB)
 
 
-def best_matches(query: torch.Tensor, reference: torch.Tensor, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row, the highest correlation with any reference row, and that row's index."""
-    best = np.full(len(query), -1.0, dtype=np.float32)
-    where = np.full(len(query), -1, dtype=np.int64)
-    if not len(reference):
-        return best, where
-    for start in range(0, len(query), 1024):
-        corr = query[start:start + 1024] @ reference.T
-        if exclude_self:
-            idx = torch.arange(start, start + len(corr))
-            corr[torch.arange(len(corr)), idx] = -2.0
-        value, index = corr.max(dim=1)
-        best[start:start + len(corr)] = value.numpy()
-        where[start:start + len(corr)] = index.numpy()
-    return best, where
-
-
 def clean_mask(query: torch.Tensor, reference: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
-    """True for each query thumbnail with no twin among the reference thumbnails."""
-    best, _ = best_matches(query, reference)
+    """True for each query thumbnail with no twin (Pearson r ≥ threshold) among the reference thumbnails."""
+    best = np.full(len(query), -1.0, dtype=np.float32)
+    if len(reference):
+        for start in range(0, len(query), 1024):
+            best[start:start + 1024] = (query[start:start + 1024] @ reference.T).max(dim=1).values.numpy()
     return best < threshold
 
 
