@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from brain_tumor.errors import UsageError
+
 CLASSES: tuple[str, ...] = ("glioma", "meningioma", "notumor", "pituitary")
 
 DISPLAY_NAMES = {
@@ -39,7 +41,7 @@ def normalize_class_name(name: str) -> str:
     try:
         return _ALIASES[key]
     except KeyError:
-        raise ValueError(
+        raise UsageError(
             f"{name!r} is not a known class name; expected one of {', '.join(CLASSES)} "
             "(or a common variant such as 'glioma_tumor' or 'No Tumor')."
         ) from None

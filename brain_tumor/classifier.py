@@ -1,9 +1,8 @@
-"""Classifier: a model plus its config; prediction and Grad-CAM explanation."""
+"""Classifier: a model plus its config; prediction and class-activation-map explanation."""
 from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,10 +14,12 @@ from torch import nn
 
 from brain_tumor.config import ModelConfig
 from brain_tumor.images import ImageSource, load_image
-from brain_tumor.models import create_model, get_architecture
+from brain_tumor.errors import UsageError
+from brain_tumor.explain import DEFAULT_METHOD, class_activation_maps, method_class, parse_layers
+from brain_tumor.models import create_model
 from brain_tumor.ood import describe, input_scores, reasons
 from brain_tumor.preprocess import preprocess
-from brain_tumor.weights import load_weights, resolve_weights, save_weights
+from brain_tumor.weights import load_weights, resolve_weights, save_weights, weights_version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Explanation:
     heatmap: np.ndarray
     image: Image.Image
     prediction: Prediction
+    method: str = DEFAULT_METHOD
+    layer: str = ""
 
     def overlay_with(self, opacity: float = 0.5) -> Image.Image:
         """The heatmap (JET colours) blended over the image; opacity 0 shows the image, 1 the heatmap."""
@@ -71,9 +74,9 @@ class Classifier:
         self.config = config
         self.source = source  # the weights folder it was loaded from, if any
         self.device = torch.device(device)
+        # Shared by every thread: prediction runs in inference mode, and explanations hook only their
+        # own wrapper modules and write no gradients into it (brain_tumor.explain), so no lock is needed.
         self.model = model.to(self.device).eval()
-        # Grad-CAM registers hooks on the shared model: one explanation at a time.
-        self._cam_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None, device: str = "cpu") -> "Classifier":
@@ -86,6 +89,11 @@ class Classifier:
 
     def save_pretrained(self, directory: str | os.PathLike, card: str | None = None) -> Path:
         return save_weights(self.model.state_dict(), self.config, Path(directory), card=card)
+
+    @property
+    def version(self) -> str:
+        """The weights' short sha256 id (see brain_tumor.weights.weights_version)."""
+        return weights_version(self.config)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -119,26 +127,27 @@ class Classifier:
     def predict(self, image: ImageSource) -> Prediction:
         return self.predict_batch([image])[0]
 
-    def explain(self, image: ImageSource, target: str | None = None) -> Explanation:
-        """Grad-CAM on the last convolutional block for `target` (default: the predicted class)."""
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    def explain_settings(self, method: str | None = None, layer: str | None = None) -> tuple[str, tuple[str, ...]]:
+        """The method and layers an explanation uses: those given, else the weights' default, else
+        Grad-CAM on the architecture's last convolutional block. Unknown names raise UsageError."""
+        method = method or self.config.explanation.get("method") or DEFAULT_METHOD
+        method_class(method)
+        return method, parse_layers(layer or self.config.explanation.get("layer"), self.config.architecture)
 
+    def explain(self, image: ImageSource, target: str | None = None, method: str | None = None, layer: str | None = None) -> Explanation:
+        """A class activation map for `target` (default: the predicted class), by `method` at `layer`.
+
+        method: one of brain_tumor.explain.METHODS; layer: a stage name such as 'layer4', or several
+        joined by '+'; see explain_settings for the defaults.
+        """
         if target is not None and target not in self.classes:
-            raise ValueError(f"{target!r} is not a class of this model; choose one of {', '.join(self.classes)}.")
+            raise UsageError(f"{target!r} is not a class of this model; choose one of {', '.join(self.classes)}.")
+        method, layers = self.explain_settings(method, layer)
         picture = load_image(image)
         batch = self._batch([picture])
-        layer = get_architecture(self.config.architecture).cam_layer(self.model)
-        with self._cam_lock, torch.inference_mode(False), torch.enable_grad():
-            # Grad-CAM needs gradients, so it runs outside inference mode; `with` releases the hooks.
-            with GradCAM(model=self.model, target_layers=[layer]) as cam:
-                if target is None:
-                    targets = None
-                else:
-                    targets = [ClassifierOutputTarget(self.classes.index(target))]
-                grayscale = cam(input_tensor=batch, targets=targets)[0]
-                logits = cam.outputs.detach()[0]
-        prediction = self._to_predictions(batch, logits[None])[0]
-        heatmap = cv2.resize(grayscale.astype(np.float32), picture.size, interpolation=cv2.INTER_LINEAR)
-        heatmap = np.clip(heatmap, 0.0, 1.0)
-        return Explanation(target=target or prediction.label, heatmap=heatmap, image=picture, prediction=prediction)
+        targets = None if target is None else [self.classes.index(target)]
+        maps, logits = class_activation_maps(self.model, self.config.architecture, batch, targets, method, layers)
+        prediction = self._to_predictions(batch, logits)[0]
+        heatmap = cv2.resize(maps[0], picture.size, interpolation=cv2.INTER_LINEAR)
+        return Explanation(target=target or prediction.label, heatmap=np.clip(heatmap, 0.0, 1.0), image=picture,
+                           prediction=prediction, method=method, layer="+".join(layers))

@@ -21,16 +21,20 @@ HALF_RANGE_STD = (0.5, 0.5, 0.5)
 
 @dataclasses.dataclass
 class ModelConfig:
+    """Build one for an architecture with brain_tumor.models.model_config, which fills the input size and
+    normalisation from the registry; they have no defaults here, so no model silently gets another's."""
     architecture: str
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     classes: tuple[str, ...] = CLASSES
-    image_size: int = 224
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
     head: str = "linear"
     # Contrast-limited adaptive histogram equalisation before resizing (training --clahe).
     clahe: bool = False
     # Logits are divided by this before the softmax (temperature scaling, fit on validation).
     temperature: float = 1.0
+    # The default explanation, chosen by training.evaluate_cam --compare: {"method": ..., "layer": ..., "chosen_by": ...}.
+    explanation: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Out-of-distribution bounds fitted on validation: {"bounds": {feature: [low, high]}, ...}.
     ood: dict[str, Any] = dataclasses.field(default_factory=dict)
     # How it was made: data, recipe, init, library versions, hardware, date.

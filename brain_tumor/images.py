@@ -10,18 +10,18 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from brain_tumor.errors import InvalidImageError
+
 # Anything above this many pixels is refused before it is decoded (a 50 MP slice does not
 # exist; a decompression bomb does).
 MAX_PIXELS = 50_000_000
 MIN_SIDE = 16
 # Only decoders we mean to support are ever asked to open a file.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP")
+# File name endings of the images (and DICOM files) the loader reads.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm", ".dicom"})
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
-
-
-class InvalidImageError(ValueError):
-    """The input could not be read as an image; the message is one sentence for the user."""
 
 
 def _read_bytes(source) -> tuple[bytes, str]:

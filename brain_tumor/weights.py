@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from brain_tumor.config import ModelConfig
+from brain_tumor.errors import WeightsError
 
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
@@ -22,16 +23,20 @@ DEFAULT_CANDIDATES = ("resnet50", "baseline")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class WeightsError(RuntimeError):
-    """Weights could not be found, fetched or trusted; the message is one sentence for the user."""
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def weights_version(config: ModelConfig) -> str:
+    """A short id of the exact weights: the first 12 hex digits of the sha256 over every shard's sha256."""
+    if not config.weights_sha256:
+        return "unsaved"
+    joined = "\n".join(f"{name} {digest}" for name, digest in sorted(config.weights_sha256.items()))
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], config: ModelConfig, directory: Path, card: str | None = None) -> Path:

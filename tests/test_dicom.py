@@ -9,37 +9,10 @@ import pytest
 from brain_tumor import InvalidImageError, load_image
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, MRImageStorage, generate_uid  # noqa: E402
+from pydicom.dataset import Dataset  # noqa: E402
+from pydicom.uid import JPEG2000Lossless  # noqa: E402
 
-
-def make_dicom(pixels: np.ndarray, photometric="MONOCHROME2", window=None, slope=1.0, intercept=0.0, syntax=ExplicitVRLittleEndian) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = MRImageStorage, meta.MediaStorageSOPInstanceUID, "MR"
-    frames = pixels.shape[0] if pixels.ndim == 3 else 1
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    if window:
-        ds.WindowCenter, ds.WindowWidth = window
-    raw = pixels.astype(np.uint16).tobytes()
-    if syntax.is_compressed:
-        from pydicom.encaps import encapsulate
-
-        ds.PixelData = encapsulate([raw[:1024]])  # wrapped like a compressed frame, but not a codestream
-    else:
-        ds.PixelData = raw
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+from tests.helpers import make_dicom  # noqa: E402
 
 
 RAMP = np.tile(np.linspace(0, 4000, 64).astype(np.uint16), (48, 1))  # dark left, bright right
@@ -83,15 +56,76 @@ def test_multiframe_gives_the_middle_frame():
     assert out[10:20, 10:20].mean() > 245
 
 
-def test_compressed_dicom_without_a_decoder_is_refused_clearly():
-    try:
-        import pylibjpeg  # noqa: F401
-        pytest.skip("pylibjpeg is installed, so JPEG 2000 would decode")
-    except ImportError:
-        pass
-    data = make_dicom(RAMP, syntax=JPEG2000Lossless)  # header says JPEG 2000; the data cannot decode
-    with pytest.raises(InvalidImageError, match="transfer syntax"):
+def test_damaged_compressed_pixel_data_is_refused():
+    data = make_dicom(RAMP, syntax=JPEG2000Lossless)  # the header says JPEG 2000; the data is not a codestream
+    with pytest.raises(InvalidImageError, match="could not be decoded"):
         load_image(data)
+
+
+def test_a_syntax_without_a_decoder_says_which_extra_to_install(monkeypatch):
+    import brain_tumor.dicom
+
+    monkeypatch.setattr(brain_tumor.dicom, "_can_decode", lambda syntax: False)
+    with pytest.raises(InvalidImageError, match=r"cannot be decoded here; install the DICOM decoders"):
+        load_image(make_dicom(RAMP, syntax=JPEG2000Lossless))
+
+
+def compressed(data: bytes, syntax) -> bytes:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.compress(syntax)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("syntax_name", ["JPEGLSLossless", "RLELossless", "JPEG2000Lossless"])
+def test_losslessly_compressed_dicom_decodes_like_the_uncompressed_file(syntax_name):
+    pytest.importorskip("jpeg_ls" if syntax_name == "JPEGLSLossless" else "pydicom")
+    import pydicom.uid
+
+    plain = make_dicom(RAMP, window=(2000, 4000))
+    np.testing.assert_array_equal(grey(compressed(plain, getattr(pydicom.uid, syntax_name))), grey(plain))
+
+
+def colour_dicom(rgb: np.ndarray, photometric: str) -> bytes:
+    from pydicom.pixels import convert_color_space
+
+    data = make_dicom(RAMP)
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, photometric, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.Rows, ds.Columns = rgb.shape[:2]
+    stored = convert_color_space(rgb, "RGB", photometric) if photometric != "RGB" else rgb
+    ds.PixelData = stored.astype(np.uint8).tobytes()
+    for tag in ("RescaleSlope", "RescaleIntercept"):
+        del ds[tag]
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("photometric", ["RGB", "YBR_FULL"])
+def test_colour_dicom_keeps_its_colours(photometric):
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:] = (200, 40, 10)
+    out = np.asarray(load_image(colour_dicom(rgb, photometric))).astype(int)
+    assert np.abs(out - [200, 40, 10]).max() <= 2, out[0, 0]
+
+
+@pytest.mark.parametrize("function", ["LINEAR_EXACT", "SIGMOID"])
+def test_the_voi_lut_function_is_honoured(function):
+    data = make_dicom(RAMP, window=(2000, 1000))
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.VOILUTFunction = function
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    linear, other = grey(data)[0], grey(buffer.getvalue())[0]
+    assert np.all(np.diff(other) >= 0)  # still a rising ramp
+    if function == "SIGMOID":  # a soft curve: at the window's lower edge the linear window is black, the sigmoid is not
+        edge = int(np.argmin(np.abs(RAMP[0].astype(int) - 1500)))
+        assert linear[edge] <= 10 and other[edge] >= 20, (linear[edge], other[edge])
+    else:
+        assert np.abs(other - linear).max() <= 1
 
 
 def test_dicom_without_pixels_is_refused():

@@ -1,0 +1,151 @@
+"""Explanations: equal to pytorch-grad-cam's, every offered method, safe beside predictions in other
+threads; and training.evaluate_cam scoring heatmaps against tumour boxes."""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brain_tumor import Classifier, UsageError, preprocess
+from brain_tumor.explain import METHODS, class_activation_maps, method_class
+from tests.helpers import EXAMPLES, SHIPPED_BASELINE, one_sentence, run_module
+
+LIBRARY_LAYERS = {  # the same layers, named the way pytorch-grad-cam is given them on the whole model
+    "layer4": lambda m: [m.layer4[-1]], "layer3": lambda m: [m.layer3[-1]], "layer3+layer4": lambda m: [m.layer3[-1], m.layer4[-1]],
+    "block3": lambda m: [m.features[19]], "block2": lambda m: [m.features[12]],
+}
+
+
+def library_maps(model, method: str, layer: str, batch, targets):
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    with torch.enable_grad(), method_class(method)(model=model, target_layers=LIBRARY_LAYERS[layer](model)) as cam:
+        return cam(input_tensor=batch, targets=[ClassifierOutputTarget(t) for t in targets])
+
+
+def test_explain_equals_pytorch_grad_cam_on_the_shipped_resnet(shipped_resnet):
+    image = Image.open(EXAMPLES[0]).convert("RGB").resize((224, 224))  # at the model's size: no final resize
+    for target in ("glioma", "meningioma"):
+        ours = shipped_resnet.explain(image, target=target, method="gradcam", layer="layer4")
+        batch = preprocess(image, shipped_resnet.config)[None]
+        reference = library_maps(shipped_resnet.model, "gradcam", "layer4", batch, [shipped_resnet.classes.index(target)])[0]
+        np.testing.assert_allclose(ours.heatmap, reference, atol=1e-5, rtol=0)
+        assert reference.max() > 0.9  # a real map, not two empty ones
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("layer", ["layer3", "layer4", "layer3+layer4"])
+def test_every_method_and_layer_matches_the_library(tiny_resnet, method, layer):
+    classifier = Classifier.from_pretrained(tiny_resnet)
+    batch = torch.stack([preprocess(path, classifier.config) for path in EXAMPLES[:2]])
+    ours, logits = class_activation_maps(classifier.model, "resnet50", batch, [0, 3], method, layer.split("+"))
+    np.testing.assert_allclose(ours, library_maps(classifier.model, method, layer, batch, [0, 3]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, classifier.logits(batch))
+
+
+@pytest.mark.parametrize("layer", ["block2", "block3"])
+def test_the_shipped_baseline_matches_the_library(layer):
+    classifier = Classifier.from_pretrained(SHIPPED_BASELINE)
+    batch = preprocess(EXAMPLES[3], classifier.config)[None]
+    ours, _ = class_activation_maps(classifier.model, "baseline", batch, [1], "gradcam", [layer])
+    np.testing.assert_allclose(ours, library_maps(classifier.model, "gradcam", layer, batch, [1]), atol=1e-5, rtol=0)
+
+
+def test_explaining_writes_nothing_into_the_model(tiny_resnet):
+    classifier = Classifier.from_pretrained(tiny_resnet)
+    before = {k: v.clone() for k, v in classifier.model.state_dict().items()}
+    classifier.explain(EXAMPLES[0], layer="layer3+layer4")
+    assert all(p.grad is None for p in classifier.model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in classifier.model.state_dict().items())
+    assert not any(m._forward_hooks for m in classifier.model.modules())
+
+
+def test_predictions_in_other_threads_are_untouched_by_explanations(tiny_resnet):
+    classifier = Classifier.from_pretrained(tiny_resnet)
+    images = [Image.open(p).convert("RGB") for p in EXAMPLES]
+    expected_predictions = [classifier.predict(image).probabilities for image in images]
+    expected_maps = [classifier.explain(image).heatmap for image in images]
+    errors: list[str] = []
+
+    def predict_loop():
+        for _ in range(5):
+            for image, expected in zip(images, expected_predictions):
+                got = classifier.predict(image).probabilities
+                if any(abs(got[c] - expected[c]) > 1e-5 for c in got):
+                    errors.append("a prediction changed while explanations ran")
+
+    def explain_loop():
+        for _ in range(3):
+            for image, expected in zip(images, expected_maps):
+                if np.abs(classifier.explain(image).heatmap - expected).max() > 1e-5:
+                    errors.append("a heatmap changed while predictions ran")
+
+    threads = [threading.Thread(target=predict_loop), threading.Thread(target=predict_loop), threading.Thread(target=explain_loop),
+               threading.Thread(target=explain_loop)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_unknown_method_or_layer_is_one_sentence(tiny_resnet):
+    classifier = Classifier.from_pretrained(tiny_resnet)
+    for kwargs, fragment in (({"method": "scorecam"}, "Unknown explanation method"), ({"layer": "layer9"}, "not a layer of resnet50")):
+        with pytest.raises(UsageError) as caught:
+            classifier.explain(EXAMPLES[0], **kwargs)
+        assert fragment in str(caught.value) and one_sentence(str(caught.value))
+
+
+def test_evaluate_cam_scores_heatmaps_against_boxes(tiny_resnet, boxes_folder, tmp_path):
+    out = tmp_path / "cam"
+    result = run_module("training.evaluate_cam", "--weights", tiny_resnet, "--boxes", boxes_folder, "--out", out, "--part", "all",
+                        "--faithfulness-n", "4", "--cache-dir", "")
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("n", "pointing_game", "energy_ratio", "per_class", "prior", "faithfulness"):
+        assert key in metrics
+    assert metrics["n"] == 18 and set(metrics["per_class"]) == {"glioma", "meningioma", "pituitary"}
+    assert 0 <= metrics["pointing_game"] <= 1 and metrics["energy_ratio"] >= 0
+    assert {"pointing_game", "energy_ratio"} <= set(metrics["prior"])
+    assert metrics["faithfulness"]["n"] == 4 and "gap" in metrics["faithfulness"]
+    lo, hi = metrics["pointing_game_ci95"]
+    assert lo <= metrics["pointing_game"] <= hi
+    assert (out / "grid.png").stat().st_size > 10_000 and "pointing game" in (out / "summary.md").read_text()
+    assert "pointing game" in result.stdout
+
+
+def test_the_prior_points_inside_boxes_at_the_centre_of_the_head(tmp_path):
+    from training.boxes import box_mask
+    from training.localisation import energy_ratio, head_prior, pointing_hit
+
+    yy, xx = np.mgrid[:96, :96]
+    head = (((yy - 40) ** 2 + (xx - 56) ** 2) < 30 ** 2) * 120
+    image = np.repeat(head[..., None], 3, axis=2).astype(np.uint8)
+    prior = head_prior(image)
+    assert np.unravel_index(prior.argmax(), prior.shape) == (40, 56) or abs(np.unravel_index(prior.argmax(), prior.shape)[0] - 40) <= 1
+    centre, corner = box_mask((46, 30, 66, 50), 96), box_mask((0, 0, 20, 20), 96)
+    assert pointing_hit(prior, centre) and not pointing_hit(prior, corner)
+    assert energy_ratio(prior, centre) > 3 > energy_ratio(prior, corner)
+
+
+def test_compare_ranks_every_method_and_refuses_to_choose_on_the_evaluation_part(tiny_resnet, boxes_folder, tmp_path):
+    import shutil
+
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_resnet, weights)
+    refused = run_module("training.evaluate_cam", "--weights", weights, "--boxes", boxes_folder, "--out", tmp_path / "a",
+                         "--compare", "--write-config", "--part", "eval", "--cache-dir", "", expect=2)
+    assert "--part train" in refused.stderr and "Traceback" not in refused.stderr
+    run_module("training.evaluate_cam", "--weights", weights, "--boxes", boxes_folder, "--out", tmp_path / "b", "--compare",
+               "--write-config", "--part", "train", "--faithfulness-n", "0", "--cache-dir", "")
+    rows = json.loads((tmp_path / "b" / "compare.json").read_text())["rows"]
+    assert len(rows) == len(METHODS) * 3
+    assert [r["pointing_game"] for r in rows] == sorted((r["pointing_game"] for r in rows), reverse=True)
+    chosen = Classifier.from_pretrained(weights)  # still loads; the default now comes from the comparison
+    assert chosen.config.explanation["method"] == rows[0]["method"] and chosen.config.explanation["layer"] == rows[0]["layer"]
+    assert chosen.explain(EXAMPLES[0]).method == rows[0]["method"]
+    assert chosen.config.metrics["localisation_train"]["n"] == 9
