@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from brain_tumor.classes import DISPLAY_NAMES  # noqa: E402
+from brain_tumor.classes import CLASSES, DISPLAY_NAMES  # noqa: E402
 from training.metrics import reliability  # noqa: E402
 
 
@@ -102,4 +102,47 @@ def class_distribution_plot(counts: dict[str, dict[str, int]], path: Path) -> Pa
     ax.set_xticks(np.arange(len(classes)) + width * (len(series) - 1) / 2, [DISPLAY_NAMES.get(c, c) for c in classes])
     ax.set_ylabel("images")
     ax.legend()
+    return _save(fig, path)
+
+
+def box_grid(images: np.ndarray, maps: np.ndarray, boxes, labels, hits, path: Path, title: str) -> Path:
+    """A row per class: slices with the heatmap over them, the tumour box, and the heatmap's maximum
+    (a cross: green inside the box, red outside). images: N×H×W×3 uint8; maps: N×H×W in [0, 1]."""
+    classes = list(np.unique(labels))
+    per_row = max(int((labels == c).sum()) for c in classes)
+    fig, axes = plt.subplots(len(classes), per_row, figsize=(per_row * 2.1, len(classes) * 2.3), squeeze=False)
+    for row, c in enumerate(classes):
+        members = np.flatnonzero(labels == c)
+        for col in range(per_row):
+            ax = axes[row][col]
+            ax.axis("off")
+            if col >= len(members):
+                continue
+            k = members[col]
+            ax.imshow(images[k])
+            ax.imshow(maps[k], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+            x0, y0, x1, y1 = boxes[k]
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="white", linewidth=1.4))
+            y, x = np.unravel_index(int(np.argmax(maps[k])), maps[k].shape)
+            ax.plot([x], [y], marker="x", markersize=9, markeredgewidth=2.5, color="lime" if hits[k] else "red")
+            ax.set_title(f"{DISPLAY_NAMES.get(CLASSES[c], CLASSES[c])}: {'inside' if hits[k] else 'outside'}", fontsize=8)
+    fig.suptitle(title + "  (white: tumour box; ×: heatmap maximum)", fontsize=9)
+    return _save(fig, path, dpi=90)
+
+
+def compare_plot(rows: list[dict], prior: dict, path: Path, title: str) -> Path:
+    """Pointing game (with 95% intervals) of every method × layer, against the blind prior."""
+    labels = [f"{r['method']} @ {r['layer']}" for r in rows]
+    values = np.array([r["pointing_game"] for r in rows])
+    low = values - np.array([r["pointing_game_ci95"][0] for r in rows])
+    high = np.array([r["pointing_game_ci95"][1] for r in rows]) - values
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, values, xerr=[low, high], color="tab:blue", alpha=0.8, ecolor="black", capsize=2)
+    ax.axvline(prior["pointing_game"], color="tab:red", linestyle="--", label=f"blind prior ({prior['pointing_game']:.2f})")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("pointing game (heatmap maximum inside the tumour box)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)

@@ -1,0 +1,50 @@
+"""Writing measured figures into a weights folder's config.json and model card, so the weights
+report what a command measured, not what someone typed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from brain_tumor.card import model_card
+from brain_tumor.config import ModelConfig
+from brain_tumor.weights import CARD_NAME, CONFIG_NAME
+
+CLASSIFICATION_KEYS = ("n", "accuracy", "macro_f1", "per_class", "confusion_matrix", "roc_auc", "ece")
+LOCALISATION_KEYS = ("method", "layer", "n", "part", "boxes", "pointing_game", "pointing_game_ci95", "energy_ratio",
+                     "energy_ratio_ci95", "per_class", "accuracy")
+
+
+def _update(folder: Path, change) -> None:
+    config = ModelConfig.load(folder / CONFIG_NAME)
+    change(config)
+    config.save(folder / CONFIG_NAME)
+    (folder / CARD_NAME).write_text(model_card(config))
+
+
+def record_test_metrics(folder: Path, metrics: dict, device: str) -> None:
+    """Make these Testing figures (all, and clean when measured) the ones the weights folder reports."""
+    source = f"training.evaluate, float32 on {device}"
+
+    def change(config: ModelConfig) -> None:
+        config.metrics["test"] = {**{k: metrics[k] for k in CLASSIFICATION_KEYS}, "measured_by": source}
+        if "clean" in metrics:
+            config.metrics["test_clean"] = {**{k: metrics["clean"][k] for k in CLASSIFICATION_KEYS}, "measured_by": source}
+            config.metrics["leaked"] = metrics["leaked"]
+
+    _update(folder, change)
+
+
+def record_localisation(folder: Path, metrics: dict, default: dict | None = None) -> None:
+    """Store the heatmap figures of training.evaluate_cam (and, when given, the default method and layer)."""
+
+    def change(config: ModelConfig) -> None:
+        entry = {k: metrics[k] for k in LOCALISATION_KEYS if k in metrics}
+        entry["prior"] = {k: metrics["prior"][k] for k in ("pointing_game", "energy_ratio")}
+        if "faithfulness" in metrics:
+            entry["faithfulness_gap"] = metrics["faithfulness"]["gap"]
+        entry["measured_by"] = "training.evaluate_cam"
+        config.metrics[f"localisation_{metrics['part']}"] = entry
+        if default:
+            config.explanation = {**default, "chosen_by": f"training.evaluate_cam --compare on the {metrics['part']} part of "
+                                                          f"the boxed slices (n={metrics['n']}), best pointing game"}
+
+    _update(folder, change)
