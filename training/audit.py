@@ -13,12 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from brain_tumor.classes import CLASSES
+from brain_tumor.errors import UserError
 from training import twins
-from training.datasets import DatasetError, decode_images, discover
-from training.fit import DEFAULT_CACHE
-
-AUDIT_SIZE = 224  # decode as the models see the data, then shrink to thumbnails
-
+from training.data import DEFAULT_CACHE, decode_images, discover
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,7 +29,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def audit(args: argparse.Namespace) -> dict:
     splits = discover(args.data)
     cache = Path(args.cache_dir) if args.cache_dir else None
-    thumbs = {name: twins.thumbnails(decode_images(split.paths, AUDIT_SIZE, cache_dir=cache, desc=name)) for name, split in splits.items()}
+    thumbs = {name: twins.thumbnails(decode_images(split.paths, twins.DECODE_SIZE, cache_dir=cache, desc=name)) for name, split in splits.items()}
     rows, report = [], {}
 
     def record(name_a, name_b, found):
@@ -76,7 +73,7 @@ def audit(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     try:
         audit(get_args_parser().parse_args(argv))
-    except DatasetError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,42 +1,55 @@
 """Rebuild examples/: two Testing images per class that have no near-identical training twin.
 
 `python -m training.make_examples --data ../shared/data/brain-tumor-mri --out examples`
-The choice is by file name order among clean images; no model is consulted.
+The choice is by file name order among clean images; no model is consulted. examples.csv lists each
+file's true class and source; its `plane` column (axial, coronal, sagittal) is a person's reading of
+the image, kept across rebuilds.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from brain_tumor.classes import CLASSES
+from brain_tumor.errors import UserError
 from training import twins
-from training.datasets import decode_images, discover
+from training.data import decode_images, discover
 
 LICENCE = "CC0 1.0 (as listed on Kaggle)"
 
 
-def main(argv: list[str] | None = None) -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data/brain-tumor-mri")
+    p.add_argument("--data", default="../shared/data/brain-tumor-mri", help="the Kaggle dataset root (Training/ and Testing/)")
     p.add_argument("--out", default="examples")
     p.add_argument("--per-class", type=int, default=2)
-    args = p.parse_args(argv)
+    return p
+
+
+def make_examples(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    planes = {}
+    if (out / "examples.csv").is_file():
+        planes = {r["source"]: r["plane"] for r in csv.DictReader(open(out / "examples.csv", newline=""))}
     splits = discover(args.data)
     train, test = splits["train"], splits["test"]
-    clean = twins.clean_mask(twins.thumbnails(decode_images(test.paths, 224)), twins.thumbnails(decode_images(train.paths, 224)))
-    out = Path(args.out)
+    clean = twins.clean_mask(twins.thumbnails(decode_images(test.paths, twins.DECODE_SIZE)), twins.thumbnails(decode_images(train.paths, twins.DECODE_SIZE)))
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, table = [], []
     for c, name in enumerate(CLASSES):
         chosen = [i for i in np.flatnonzero((test.labels == c) & clean)][: args.per_class]
         for k, i in enumerate(chosen, 1):
             source = test.paths[i]
             target = out / f"{name}_{k}{source.suffix.lower()}"
             shutil.copyfile(source, target)
-            rows.append(f"| `{target.name}` | {name} | Testing/{source.parent.name}/{source.name} |")
+            where = f"Testing/{source.parent.name}/{source.name}"
+            rows.append(f"| `{target.name}` | {name} | {where} |")
+            table.append({"file": target.name, "true_class": name, "plane": planes.get(where, ""), "source": where})
     readme = f"""# Example images
 
 Two slices per class from the `Testing` split of the Kaggle "Brain Tumor MRI Dataset"
@@ -49,8 +62,21 @@ the gallery does not show the model pictures it has effectively seen. Rebuilt by
 | --- | --- | --- |
 """ + "\n".join(rows) + "\n"
     (out / "README.md").write_text(readme)
+    with open(out / "examples.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["file", "true_class", "plane", "source"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
     print(readme)
 
 
+def main(argv: list[str] | None = None) -> int:
+    try:
+        make_examples(get_args_parser().parse_args(argv))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,7 @@
-"""Classification metrics, calibration and temperature scaling."""
+"""Classification metrics and calibration error."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from brain_tumor.classes import CLASSES
 
@@ -55,20 +54,3 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes=CLASSE
         "roc_auc": {"per_class": roc, "macro": float(np.mean(valid)) if valid else None},
         "ece": expected_calibration_error(probs, labels),
     }
-
-
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature T > 0 minimising the NLL of softmax(logits / T) (Guo et al., 2017)."""
-    logits = logits.detach().float().cpu()
-    labels = labels.detach().long().cpu()
-    log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))

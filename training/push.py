@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from brain_tumor.weights import CARD_NAME, CONFIG_NAME, WeightsError, load_weights
+from brain_tumor.errors import UserError, WeightsError
+from brain_tumor.weights import CARD_NAME, CONFIG_NAME, load_weights
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def push(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     try:
         push(get_args_parser().parse_args(argv))
-    except WeightsError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # network, auth: huggingface_hub's own message is the useful one

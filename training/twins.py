@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 THUMB = 32
 DEFAULT_THRESHOLD = 0.99
+DECODE_SIZE = 224  # commands that compare images without a model decode them at this side first
 
 
 def thumbnails(images: torch.Tensor) -> torch.Tensor:
