@@ -1,54 +1,59 @@
-"""The model card (README.md) written beside every weights folder, filled from config.json."""
+"""The model card (README.md) written beside every weights folder, filled from config.json, with its
+metadata built by huggingface_hub's card classes; and the one-line description the app shows."""
 from __future__ import annotations
-
-import json
 
 from brain_tumor.config import ModelConfig
 
-ARCH_NAMES = {"resnet50": "ResNet-50 (torchvision)", "baseline": "Baseline CNN (3 conv blocks, 16/32/64)"}
+ARCH_NAMES = {"resnet50": "ResNet-50 (torchvision)", "resnet50_dilated": "ResNet-50 (torchvision) with a dilated last stage (14×14 map)",
+              "baseline": "Baseline CNN (3 conv blocks, 16/32/64)"}
 DATASET = "masoudnickparvar/brain-tumor-mri-dataset"
-NOTICE = (
-    "**Research and education use only. This is not a medical device:** it has not been clinically "
+BOXES_DATASET = "figshare brain tumour dataset (Cheng et al., 2017), slices with tumour boxes"
+SOURCES = [  # where the Kaggle collection comes from, with each source's licence
+    ("figshare brain tumour dataset (Cheng et al., 2017)", "https://doi.org/10.6084/m9.figshare.1512427", "CC BY 4.0"),
+    ("SARTAJ brain tumour classification dataset", "https://www.kaggle.com/datasets/sartajbhuvaji/brain-tumor-classification-mri", "MIT, as listed on Kaggle"),
+    ("Br35H: Brain Tumor Detection 2020", "https://www.kaggle.com/datasets/ahmedhamada0/brain-tumor-detection", "as listed on Kaggle (no licence stated)"),
+]
+NOTICE_PLAIN = (
+    "Research and education use only. This is not a medical device: it has not been clinically "
     "validated and must not be used to diagnose, treat or triage anyone."
 )
+NOTICE = "**" + NOTICE_PLAIN.replace(": it", ":** it", 1)  # the same sentence in Markdown
+SHORT_NOTICE = "Research use only; not a medical device."
 
 
 def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.2f}%"
 
 
-def _model_index(config: ModelConfig, name: str) -> list[dict]:
+def _eval_results(config: ModelConfig) -> list:
+    from huggingface_hub import EvalResult
+
     results = []
-    for key, label in (("test", "Testing split (all)"), ("test_clean", "Testing split, clean subset (no training twin)")):
+    for key, subset, label in (("test", "all", "Testing split (all)"), ("test_clean", "clean", "Testing split, clean subset (no training twin)")):
         metrics = config.metrics.get(key)
         if not metrics:
             continue
-        values = [{"type": "accuracy", "value": round(metrics["accuracy"], 4)}]
+        common = dict(task_type="image-classification", dataset_type=DATASET, dataset_name=f"Brain Tumor MRI Dataset — {label}",
+                      dataset_config=subset, dataset_split="test")
+        results.append(EvalResult(metric_type="accuracy", metric_value=round(metrics["accuracy"], 4), **common))
         if "macro_f1" in metrics:
-            values.append({"type": "f1", "name": "macro F1", "value": round(metrics["macro_f1"], 4)})
-        results.append({
-            "task": {"type": "image-classification", "name": "Image Classification"},
-            "dataset": {"type": DATASET, "name": f"Brain Tumor MRI Dataset — {label}", "split": "test"},
-            "metrics": values,
-        })
-    return [{"name": name, "results": results}] if results else []
+            results.append(EvalResult(metric_type="f1", metric_name="macro F1", metric_value=round(metrics["macro_f1"], 4), **common))
+    local = config.metrics.get("localisation_eval")
+    if local:
+        results.append(EvalResult(task_type="image-classification", dataset_type="figshare-1512427", dataset_name=BOXES_DATASET,
+                                  dataset_split="evaluation part", metric_type="pointing_game",
+                                  metric_name=f"pointing game ({local['method']} at {local['layer']})", metric_value=round(local["pointing_game"], 4)))
+    return results
 
 
-def _front_matter(config: ModelConfig, name: str) -> str:
-    meta = {
-        "library_name": "pytorch",
-        "license": "mit",
-        "pipeline_tag": "image-classification",
-        "tags": ["medical-imaging", "mri", "brain-tumor", config.architecture],
-        "datasets": [DATASET],
-        "metrics": ["accuracy", "f1"],
-    }
-    index = _model_index(config, name)
-    if index:
-        meta["model-index"] = index
-    # JSON is valid YAML, and needs no YAML library.
-    lines = ["---"] + [f"{key}: {json.dumps(value)}" for key, value in meta.items()] + ["---"]
-    return "\n".join(lines)
+def _metadata(config: ModelConfig, name: str):
+    from huggingface_hub import ModelCardData
+
+    return ModelCardData(
+        model_name=name, library_name="pytorch", license="mit", pipeline_tag="image-classification",
+        tags=["medical-imaging", "mri", "brain-tumor", "grad-cam", config.architecture],
+        datasets=[DATASET], metrics=["accuracy", "f1"], eval_results=_eval_results(config) or None,
+    )
 
 
 def _metrics_table(config: ModelConfig) -> str:
@@ -62,7 +67,22 @@ def _metrics_table(config: ModelConfig) -> str:
     return "| data | n | accuracy | macro F1 | ECE |\n| --- | --- | --- | --- | --- |\n" + "\n".join(rows)
 
 
+def _localisation_text(config: ModelConfig) -> str:
+    local = config.metrics.get("localisation_eval")
+    if not local:
+        return "Not measured for these weights (`python -m training.evaluate_cam`)."
+    prior = local.get("prior", {})
+    lo, hi = local.get("pointing_game_ci95", [None, None])
+    interval = f" (95% CI {lo:.2f}–{hi:.2f})" if lo is not None else ""
+    return (f"On {local['n']} figshare slices with tumour boxes kept out of all training and selection, the heatmap "
+            f"({local['method']} at {local['layer']}) has its maximum inside the tumour box on **{local['pointing_game']:.0%}** of "
+            f"them{interval}, and {local['energy_ratio']:.1f}× the box's share of its energy inside the box. A blind guess (a Gaussian "
+            f"at the centre of the head) scores {prior.get('pointing_game', float('nan')):.0%} and {prior.get('energy_ratio', float('nan')):.1f}×.")
+
+
 def model_card(config: ModelConfig, name: str | None = None) -> str:
+    from huggingface_hub import ModelCard
+
     name = name or f"brain-tumor-{config.architecture}"
     prov = config.provenance
     recipe = prov.get("recipe")
@@ -74,18 +94,19 @@ def model_card(config: ModelConfig, name: str | None = None) -> str:
         if leaked is not None else
         "The public Testing split shares near-duplicate images with Training; compare models on the clean subset."
     )
-    return f"""{_front_matter(config, name)}
-
+    sources = "\n".join(f"- [{title}]({url}): {licence}" for title, url, licence in SOURCES)
+    body = f"""
 # {name}
 
 {NOTICE}
 
-Classifies one axial brain MRI slice as one of: {", ".join(config.classes)}.
+Classifies one 2D brain MRI slice as one of: {", ".join(config.classes)}, with a heatmap of where it looked.
 
 ## Model
 - Architecture: {ARCH_NAMES.get(config.architecture, config.architecture)}, head `{config.head}`
 - Input: RGB, resized to {config.image_size}×{config.image_size}, normalised with mean {list(config.mean)} and std {list(config.std)}
 - Output: {len(config.classes)} logits, divided by the temperature {config.temperature:.3f} before the softmax
+- Heatmap: {config.explanation.get("method", "gradcam")} at {config.explanation.get("layer", "the last convolutional block")}
 - Weights: safetensors ({config.weights_dtype}), sha256 of each file in `config.json`
 
 ## Training
@@ -100,24 +121,39 @@ Classifies one axial brain MRI slice as one of: {", ".join(config.classes)}.
 
 {leak_text}
 
+### Where the heatmap points
+{_localisation_text(config)}
+
 ## Use
+```bash
+pip install "brain-tumor-mri @ git+https://github.com/OWNER/REPO"   # this project's repository
+```
 ```python
 from brain_tumor import Classifier
-model = Classifier.from_pretrained("path/or/hub-id")
-print(model.predict("slice.jpg"))
+
+model = Classifier.from_pretrained("OWNER/NAME")   # this repository's id on the Hub, or a local folder
+prediction = model.predict("slice.jpg")           # also PNG, TIFF, DICOM...
+print(prediction.label, prediction.probabilities, prediction.warning)
+model.explain("slice.jpg").overlay.save("heatmap.png")
 ```
 
+## Data and licences
+Trained on the Kaggle "Brain Tumor MRI Dataset" ([{DATASET}](https://www.kaggle.com/datasets/{DATASET}), listed as CC0),
+which merges:
+{sources}
+
 ## Limitations
-- Trained on one public Kaggle collection of 2D slices (mostly T1 post-contrast, some T2/FLAIR); other scanners,
+- Trained on one public collection of 2D slices (mostly T1 post-contrast, some T2/FLAIR); other scanners,
   sequences, paediatric cases and tumour types outside the four classes are out of distribution.
-- A confident answer is not a diagnosis. Grad-CAM shows where the network looked, not why a tumour is present.
+- A confident answer is not a diagnosis. The heatmap shows which regions raised the class score, not why.
 """
+    return str(ModelCard(f"---\n{_metadata(config, name).to_yaml()}\n---\n{body}"))
 
 
 def summary_line(config: ModelConfig) -> str:
-    """One line naming a model for people: architecture, data, and its honest test accuracy."""
+    """One line naming a model for people: architecture, data, honest test accuracy, and where its heatmap points."""
     arch = ARCH_NAMES.get(config.architecture, config.architecture)
-    init = config.provenance.get("init")
+    init = str(config.provenance.get("init"))
     origin = {"scratch": "trained from scratch", "imagenet": "fine-tuned from ImageNet"}.get(init, "trained")
     text = f"{arch}, {origin} on the Kaggle Brain Tumor MRI Dataset (Training split)"
     clean, full = config.metrics.get("test_clean"), config.metrics.get("test")
@@ -127,4 +163,8 @@ def summary_line(config: ModelConfig) -> str:
             text += f" ({_pct(full['accuracy'])} on all {full['n']})"
     elif full:
         text += f"; accuracy {_pct(full['accuracy'])} on {full['n']} test images"
+    local = config.metrics.get("localisation_eval")
+    if local:
+        text += (f"; its heatmap's peak falls inside the tumour box on {local['pointing_game']:.0%} of {local['n']} held-out slices "
+                 f"(a blind guess at the centre of the head: {local['prior']['pointing_game']:.0%})")
     return text + "."
