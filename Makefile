@@ -1,13 +1,14 @@
-# Two entry points for a fresh clone; each creates .venv on first use.
-#   make app    set up and start the web app on http://127.0.0.1:7860
-#   make test   set up and run the test suite
+# Entry points for a fresh clone; each creates .venv on first use.
+#   make app         set up and start the web app on http://127.0.0.1:7860 (and its MCP tool)
+#   make test        set up and run the test suite (the quick part: a few minutes)
+#   make test-slow   the rest: multi-process training and the browser tests (CI runs both)
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: app test clean
+.PHONY: app test test-slow clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
@@ -16,7 +17,10 @@ app: $(STAMP)
 	$(VENV)/bin/python app.py
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -m "not slow and not browser"
+
+test-slow: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "slow or browser"
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts eval-report
+	rm -rf $(VENV) .pytest_cache test-artifacts eval-report cam-report

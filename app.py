@@ -1,15 +1,20 @@
 """Brain-tumour MRI classifier: a Gradio page over the brain_tumor package.
 
-    python app.py [--weights DIR|HUB_ID] [--host H] [--port N] [--share]
+    python app.py [--weights DIR|HUB_ID] [--host H] [--port N] [--share] [--no-mcp]
 
-Research use only; not a medical device.
+Serves the page, the API (classify, classify_batch, and the older predict) and, unless --no-mcp,
+the classifier as an MCP tool. Research use only; not a medical device.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import csv
 import hashlib
+import io
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -17,16 +22,31 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder, is_in_or_equal  # noqa: E402
 
-from brain_tumor import DISPLAY_NAMES, Classifier, InvalidImageError, WeightsError, load_image  # noqa: E402
+from brain_tumor import DISPLAY_NAMES, Classifier, UserError, load_image  # noqa: E402
+from brain_tumor.batch import archive_members, csv_text, is_archive, nested_row, result_row  # noqa: E402
 from brain_tumor.card import NOTICE, summary_line  # noqa: E402
-from brain_tumor.weights import available_weights  # noqa: E402
+from brain_tumor.explain import METHODS  # noqa: E402
+from brain_tumor.models import get_architecture  # noqa: E402
+from brain_tumor.weights import WeightsError, available_weights  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
 MAX_FILE_SIZE = "25mb"
+MAX_BATCH = 500
 QUEUE_SIZE = 32
 PREDICTED = "Predicted class"
+IMPROBABLE = 0.05  # below this probability the caption says the explained class is unlikely
 EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES.glob("*.jpg")}
+LEGEND = ("<div class='legend'><span>little effect</span><span class='bar'></span><span>raised the score most</span></div>")
+CSS = """
+.legend {display:flex; align-items:center; gap:8px; font-size:0.85em; margin-top:-4px}
+.legend .bar {flex:1; height:10px; border-radius:3px;
+  background:linear-gradient(to right,#00007f,#0000ff,#007fff,#00ffff,#7fff7f,#ffff00,#ff7f00,#ff0000,#7f0000)}
+#headline p {font-size:1.35em; margin:0}
+#headline.warn p {color:#b45309}
+"""
+SCROLL_TO_RESULT = "() => { if (window.innerWidth < 900) document.getElementById('result')?.scrollIntoView({behavior: 'smooth'}); }"
+CLICK_REPORT_LINK = "() => { setTimeout(() => document.querySelector('#report-file a')?.click(), 50); }"
 log = logging.getLogger("brain_tumor.app")
 
 
@@ -42,8 +62,8 @@ def load_models(weights: str | None) -> dict[str, Classifier]:
 
 
 def _upload_path(payload) -> Path | None:
-    """The server-side file behind an image payload, refusing anything outside the upload
-    cache or examples/ (raw payloads skip Gradio's own path check)."""
+    """The server-side file behind an upload, refusing anything outside the upload cache or
+    examples/ (raw payloads skip Gradio's own path check)."""
     if payload is None:
         return None
     path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
@@ -51,7 +71,7 @@ def _upload_path(payload) -> Path | None:
         return None
     path = Path(path).resolve()
     if not (is_in_or_equal(path, get_upload_folder()) or is_in_or_equal(path, EXAMPLES)):
-        raise gr.Error("That file is not an upload to this page; upload the image again.")
+        raise gr.Error("That file is not an upload to this page; upload the image again.", print_exception=False)
     return path
 
 
@@ -72,108 +92,324 @@ def _forget(path: Path) -> None:
         pass
 
 
-def _read(path: Path):
+def read_upload(payload):
+    """The picture in an upload (image or DICOM, any file name); the upload is deleted after reading."""
+    path = _upload_path(payload)
+    if path is None:
+        return None
     try:
         return load_image(path)
-    except InvalidImageError as error:
+    except UserError as error:
         raise gr.Error(str(error), print_exception=False) from None
+    finally:
+        _forget(path)
+
+
+def upload_name(payload) -> str:
+    """The uploaded file's own name (without its folder), for reports and tables."""
+    if isinstance(payload, dict):
+        return Path(payload.get("orig_name") or payload.get("path") or "slice").name
+    return Path(getattr(payload, "orig_name", None) or getattr(payload, "path", None) or str(payload)).name
+
+
+def headline(prediction) -> str:
+    if prediction.warning:
+        return f"⚠️ {prediction.warning}"
+    return f"**{DISPLAY_NAMES[prediction.label]}**: {prediction.confidence:.1%} confidence"
+
+
+def caption(explanation) -> str:
+    p = explanation.prediction.probabilities[explanation.target]
+    text = (f"Heatmap for: **{DISPLAY_NAMES[explanation.target]}** ({p:.1%}), by {explanation.method} at "
+            f"{explanation.layer}. Red: the regions that most raised this class's score.")
+    if p < IMPROBABLE:
+        text += f" This class is improbable for this slice ({p:.1%}), so the map shows where the little evidence for it lies."
+    return text
+
+
+def confidences(prediction) -> dict[str, float]:
+    return {DISPLAY_NAMES[k]: v for k, v in prediction.probabilities.items()}
+
+
+def describe_model(model: Classifier) -> str:
+    return f"**Model:** {summary_line(model.config)}"
+
+
+def layer_choices(model: Classifier) -> list[str]:
+    names = list(get_architecture(model.config.architecture).cam_layers)
+    return names + (["+".join(names)] if len(names) > 1 else [])
+
+
+def gallery_items(model: Classifier) -> list[tuple[str, str]]:
+    """(file, caption) per example: its true class and plane, and the model's answer when it is wrong."""
+    rows = list(csv.DictReader(open(EXAMPLES / "examples.csv", newline="")))
+    items = []
+    for row, prediction in zip(rows, model.predict_batch([EXAMPLES / r["file"] for r in rows])):
+        text = f"{DISPLAY_NAMES[row['true_class']]} ({row['plane']})"
+        if prediction.label != row["true_class"]:
+            text += f" · misclassified as {DISPLAY_NAMES[prediction.label]}"
+        items.append((str(EXAMPLES / row["file"]), text))
+    return items
 
 
 def build_app(models: dict[str, Classifier]) -> gr.Blocks:
     names = list(models)
-    target_choices = [PREDICTED] + [DISPLAY_NAMES[c] for c in models[names[0]].classes]
-    by_display = {DISPLAY_NAMES[c]: c for c in models[names[0]].classes}
+    default = models[names[0]]
+    by_display = {DISPLAY_NAMES[c]: c for c in default.classes}
+    gallery = gallery_items(default)
 
-    def analyse(payload, target_name, opacity, model_name, session):
-        path = _upload_path(payload)
-        if path is None:
-            return None, None, None
-        model = models.get(model_name) or models[names[0]]
+    def pick(model_name: str | None) -> Classifier:
+        return models.get(model_name or names[0]) or default
+
+    def explain(picture, model_name, target_name=PREDICTED, method=None, layer=None):
+        model = pick(model_name)
+        if layer not in layer_choices(model):
+            layer = None  # the model was just switched: its own default layer
         try:
-            if path.is_file():
-                picture = _read(path)
-            elif session and session["path"] == str(path):
-                picture = session["image"]  # re-explaining an image already read and deleted
-            else:
-                raise gr.Error("This upload is no longer on the server; upload the image again.", print_exception=False)
-            explanation = model.explain(picture, target=by_display.get(target_name))
-        except gr.Error:
-            raise
+            return model.explain(picture, target=by_display.get(target_name), method=method or None, layer=layer or None)
+        except UserError as error:
+            raise gr.Error(str(error), print_exception=False) from None
         except Exception:
             log.exception("analysis failed")
             raise gr.Error("Something went wrong analysing this image; please try another file.", print_exception=False) from None
-        finally:
-            _forget(path)
-        confidences = {DISPLAY_NAMES[k]: v for k, v in explanation.prediction.probabilities.items()}
-        return confidences, explanation.overlay_with(opacity), {"path": str(path), "image": picture, "explanation": explanation}
 
-    def from_dicom(payload):
-        """A .dcm upload, windowed to 8 bits, becomes the page's input image (then analysed)."""
-        path = _upload_path(payload)
-        if path is None:
-            return gr.update(), None
-        try:
-            return _read(path), None
-        finally:
-            _forget(path)
+    def show(explanation, opacity, name):
+        warn = explanation.prediction.warning is not None
+        return (gr.update(value=headline(explanation.prediction), elem_classes=["warn"] if warn else []),
+                confidences(explanation.prediction), explanation.overlay_with(opacity), caption(explanation),
+                {"picture": explanation.image, "explanation": explanation, "name": name})
 
-    def warning(session):
-        message = session and session["explanation"].prediction.warning
-        return gr.update(value=f"⚠️ **{message}**" if message else "", visible=bool(message))
+    # ---- the page
+    def on_upload(payload, model_name, method, layer, opacity):
+        picture = read_upload(payload)
+        if picture is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        explanation = explain(picture, model_name, PREDICTED, method, layer)
+        return (picture, *show(explanation, opacity, Path(upload_name(payload)).stem), gr.update(value=PREDICTED))
 
-    def reblend(session, opacity):
-        return None if session is None else session["explanation"].overlay_with(opacity)
+    def on_example(model_name, method, layer, opacity, event: gr.SelectData):
+        path, _ = gallery[event.index]
+        explanation = explain(load_image(path), model_name, PREDICTED, method, layer)
+        return (explanation.image, *show(explanation, opacity, Path(path).stem), gr.update(value=PREDICTED))
 
-    def describe(model_name):
-        model = models.get(model_name) or models[names[0]]
-        return f"**Model:** {summary_line(model.config)}"
+    def on_settings(target_name, method, layer, model_name, opacity, session):
+        if session is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return show(explain(session["picture"], model_name, target_name, method, layer), opacity, session["name"])
+
+    def on_analyse(target_name, method, layer, model_name, opacity, session):
+        if session is None:
+            raise gr.Error("Upload a slice first (JPEG, PNG, TIFF, … or a DICOM file), or click one of the examples.", print_exception=False)
+        return on_settings(target_name, method, layer, model_name, opacity, session)
+
+    def on_opacity(session, opacity):
+        return gr.skip() if session is None else session["explanation"].overlay_with(opacity)
+
+    def on_model(model_name):
+        model = pick(model_name)
+        layers = layer_choices(model)
+        current = model.explain_settings()[1]
+        return describe_model(model), gr.update(choices=layers, value="+".join(current))
+
+    def on_report(session, model_name):
+        if session is None:
+            raise gr.Error("Analyse a slice first; the report describes the current analysis.", print_exception=False)
+        from brain_tumor.report import report_pdf
+
+        model = pick(model_name)
+        folder = Path(tempfile.mkdtemp(prefix="report-", dir=get_upload_folder()))
+        path = folder / f"{session['name']}-report.pdf"
+        path.write_bytes(report_pdf(session["explanation"], summary_line(model.config), model.version))
+        return gr.update(value=str(path), visible=True)
+
+    def on_batch(payloads, model_name, progress=gr.Progress()):
+        if not payloads:
+            raise gr.Error("Choose some slices first (images, DICOM files or a .zip of them).", print_exception=False)
+        rows, pictures = classify_many(payloads, pick(model_name), progress)
+        table = [[thumbnail(pictures.get(r["file"])), r["file"], DISPLAY_NAMES.get(r["label"], "–"),
+                  None if r["label"] is None else round(100 * r[r["label"]], 1), r["warning"] or r["error"] or ""] for r in rows]
+        return table, csv_file(rows), {"rows": rows, "pictures": pictures}
+
+    def on_batch_select(batch, model_name, event: gr.SelectData):
+        if not batch:
+            return gr.skip(), gr.skip()
+        name = event.row_value[1]
+        picture = batch["pictures"].get(name)
+        if picture is None:
+            return None, f"{name} could not be read, so it has no heatmap."
+        explanation = explain(picture, model_name)
+        return explanation.overlay, f"**{name}**: {caption(explanation)}"
+
+    # ---- the API (and the MCP tool)
+    def classify_brain_mri(image: str, model: str = names[0]):
+        """Classify one 2D brain MRI slice as glioma, meningioma, pituitary tumour or no tumour.
+
+        Research use only: this is not a medical device and must not be used for diagnosis.
+
+        Args:
+            image: the slice, as an image file (JPEG, PNG, TIFF, BMP, WebP, GIF) or a DICOM file.
+            model: which model to use (see the page; the default is the first).
+
+        Returns:
+            a JSON object with label (the most probable class), probabilities (one per class, summing to 1), out_of_distribution (true when the input does not look like a brain MRI slice), warning (a sentence, or null) and model; and the heatmap overlay image.
+        """
+        picture = read_upload(image)
+        if picture is None:
+            raise gr.Error("No image was given; pass a JPEG, PNG or DICOM file.", print_exception=False)
+        chosen = pick(model)
+        explanation = explain(picture, model)
+        prediction = explanation.prediction
+        answer = {"label": prediction.label, "probabilities": prediction.probabilities,
+                  "out_of_distribution": prediction.out_of_distribution, "warning": prediction.warning,
+                  "model": model or names[0], "weights_version": chosen.version,
+                  "heatmap": {"target": explanation.target, "method": explanation.method, "layer": explanation.layer}}
+        return answer, explanation.overlay
+
+    def classify_batch(files: list[str], model: str = names[0]):
+        """Classify many slices (images, DICOM files or .zip archives of them): one row per file, and the same rows as CSV.
+
+        Research use only; not a medical device. A file that cannot be read gets a row with its error.
+        """
+        rows, _ = classify_many(files or [], pick(model), None)
+        return [nested_row(r) for r in rows], csv_file(rows)
+
+    def predict(image, target_name, opacity, model_name):
+        """The older endpoint: confidences, the overlay, and the out-of-distribution warning (or an empty string)."""
+        picture = read_upload(image)
+        if picture is None:
+            raise gr.Error("No image was given; pass a JPEG, PNG or DICOM file.", print_exception=False)
+        explanation = explain(picture, model_name, target_name)
+        return confidences(explanation.prediction), explanation.overlay_with(opacity), explanation.prediction.warning or ""
 
     with gr.Blocks(title="Brain tumour MRI classifier", analytics_enabled=False, delete_cache=(300, 900)) as demo:
         gr.Markdown(
             "# Brain tumour MRI classifier\n"
-            "Upload one axial brain MRI slice. The model gives its confidence for **glioma**, **meningioma**, "
-            "**pituitary tumour** or **no tumour**, and a Grad-CAM heatmap of the regions that drove that answer."
+            "Upload one 2D brain MRI slice (an image or a DICOM file). The model gives its confidence for **glioma**, "
+            "**meningioma**, **pituitary tumour** or **no tumour**, and a heatmap of the regions that drove that answer."
         )
         gr.Markdown(f"⚠️ {NOTICE}", elem_id="notice")
-        with gr.Row():
-            with gr.Column():
-                image = gr.Image(label="MRI slice", type="filepath", image_mode=None, sources=["upload", "clipboard"], height=360, format="png")
-                dicom = gr.File(label="…or a DICOM file (.dcm)", file_types=[".dcm"])
-                with gr.Row():
-                    target = gr.Dropdown(target_choices, value=PREDICTED, label="Explain which class")
+        state = gr.State()  # this session's last picture and explanation, in memory only
+        with gr.Tab("One slice"):
+            with gr.Row():
+                with gr.Column():
+                    upload = gr.File(label="MRI slice: JPEG, PNG, TIFF, BMP, WebP, or DICOM (any file name, e.g. IM0001)",
+                                     file_count="single", type="filepath", elem_id="upload", height=120)
+                    preview = gr.Image(label="Your slice", type="pil", interactive=False, height=300, elem_id="preview")
+                    analyse_button = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                    with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                        target = gr.Dropdown([PREDICTED] + list(by_display), value=PREDICTED, label="Explain which class", elem_id="target")
+                        method = gr.Dropdown(list(METHODS), value=default.explain_settings()[0], label="Explanation method", elem_id="method")
+                        layer = gr.Dropdown(layer_choices(default), value="+".join(default.explain_settings()[1]), label="Layer", elem_id="layer")
                     model_choice = gr.Dropdown(names, value=names[0], label="Model", visible=len(names) > 1)
-                analyse_button = gr.Button("Analyse", variant="primary")
-            with gr.Column():
-                ood_warning = gr.Markdown(visible=False, elem_id="ood-warning")
-                label = gr.Label(num_top_classes=4, label="Confidence per class", elem_id="confidences")
-                overlay = gr.Image(label="Grad-CAM: where the model looked", type="pil", format="png", interactive=False, height=360, elem_id="overlay")
-                opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity",
-                                    info="Red: regions that most raised the score of the explained class; blue: little effect.")
-        model_line = gr.Markdown(describe(names[0]), elem_id="model-line")
-        gr.Examples(
-            examples=[[str(p)] for p in sorted(EXAMPLES.glob("*.jpg"))],
-            inputs=[image],
-            label="Examples from the Testing split (no training twin); click one to analyse it",
-            examples_per_page=8,
-        )
-        state = gr.State()  # this session's last image and explanation, in memory only
-        gr.on(
-            [image.change, analyse_button.click, target.change, model_choice.change],
-            analyse,
-            inputs=[image, target, opacity, model_choice, state],
-            outputs=[label, overlay, state],
-            api_name="predict",
-            preprocess=False,  # our own loader reads the file: one-sentence errors, DICOM, 16-bit
-            concurrency_limit=1,
-        ).then(warning, state, ood_warning, api_visibility="private")
-        dicom.upload(from_dicom, dicom, [image, dicom], api_visibility="private", preprocess=False)
-        opacity.release(reblend, [state, opacity], overlay, api_visibility="private")
-        model_choice.change(describe, model_choice, model_line, api_visibility="private")
+                with gr.Column(elem_id="result"):
+                    summary = gr.Markdown(elem_id="headline")
+                    label = gr.Label(num_top_classes=4, label="Confidence per class", elem_id="confidences")
+                    overlay = gr.Image(label="Heatmap: where the model looked", type="pil", format="jpeg", interactive=False,
+                                       height=360, elem_id="overlay")
+                    gr.HTML(LEGEND)
+                    explained = gr.Markdown(elem_id="caption")
+                    opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+                    report_button = gr.Button("Download report (PDF)", elem_id="report-button")
+                    report_file = gr.File(label="Report", visible=False, elem_id="report-file", interactive=False)
+            model_line = gr.Markdown(describe_model(default), elem_id="model-line")
+            examples = gr.Gallery(value=gallery, label="Examples from the Testing split (no training twin): click one to analyse it",
+                                  columns=8, height=200, allow_preview=False, elem_id="examples")
+        with gr.Tab("Many slices"):
+            batch_files = gr.File(label="Slices: images, DICOM files, or a .zip of them", file_count="multiple", type="filepath", elem_id="batch-files")
+            batch_button = gr.Button("Classify all", variant="primary", elem_id="batch-run")
+            batch_table = gr.Dataframe(headers=["", "file", "label", "confidence %", "warning or error"],
+                                       datatype=["html", "str", "str", "number", "str"], interactive=False,
+                                       wrap=True, elem_id="batch-table", label="Click a row to see its heatmap")
+            batch_csv = gr.File(label="CSV of all rows", interactive=False, elem_id="batch-csv")
+            batch_overlay = gr.Image(label="Heatmap of the chosen row", type="pil", format="jpeg", interactive=False, height=360, elem_id="batch-heatmap")
+            batch_caption = gr.Markdown(elem_id="batch-caption")
+            batch_state = gr.State()
+
+        results = [summary, label, overlay, explained, state]
+        upload.change(on_upload, [upload, model_choice, method, layer, opacity], [preview, *results, target],
+                      api_visibility="private", preprocess=False, concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
+        examples.select(on_example, [model_choice, method, layer, opacity], [preview, *results, target],
+                        api_visibility="private", concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
+        gr.on([target.input, method.input, layer.input, model_choice.input], on_settings,
+              [target, method, layer, model_choice, opacity, state], results, api_visibility="private", concurrency_limit=1)
+        analyse_button.click(on_analyse, [target, method, layer, model_choice, opacity, state], results,
+                             api_visibility="private", concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
+        opacity.release(on_opacity, [state, opacity], overlay, api_visibility="private")
+        model_choice.input(on_model, model_choice, [model_line, layer], api_visibility="private")
+        report_button.click(on_report, [state, model_choice], report_file, api_visibility="private").then(None, js=CLICK_REPORT_LINK)
+        batch_button.click(on_batch, [batch_files, model_choice], [batch_table, batch_csv, batch_state],
+                           api_visibility="private", preprocess=False, concurrency_limit=1)
+        batch_table.select(on_batch_select, [batch_state, model_choice], [batch_overlay, batch_caption], api_visibility="private")
+
+        # API-only endpoints: hidden components, so programs and agents get the whole answer.
+        with gr.Row(visible=False):
+            api_image, api_files = gr.File(type="filepath"), gr.File(file_count="multiple", type="filepath")
+            api_model, api_target = gr.Dropdown(names, value=names[0]), gr.Dropdown([PREDICTED] + list(by_display), value=PREDICTED)
+            api_opacity = gr.Slider(0.0, 1.0, value=0.5)
+            api_json, api_rows = gr.JSON(), gr.JSON()
+            api_overlay = gr.Image(type="pil", format="jpeg")
+            api_csv, api_label, api_warning = gr.File(), gr.Label(), gr.Textbox()
+            api_button = gr.Button()
+        api_button.click(classify_brain_mri, [api_image, api_model], [api_json, api_overlay], api_name="classify",
+                         preprocess=False, concurrency_limit=1)
+        api_button.click(classify_batch, [api_files, api_model], [api_rows, api_csv], api_name="classify_batch",
+                         preprocess=False, concurrency_limit=1)
+        api_button.click(predict, [api_image, api_target, api_opacity, api_model], [api_label, api_overlay, api_warning],
+                         api_name="predict", api_visibility="undocumented", preprocess=False, concurrency_limit=1)
     demo.queue(max_size=QUEUE_SIZE)
     return demo
 
 
-def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
+def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], dict]:
+    """Rows for many uploads (archives expanded), each upload deleted once read; and the pictures read."""
+    items = []
+    for payload in payloads[:MAX_BATCH]:
+        path = _upload_path(payload)
+        name = upload_name(payload)
+        try:
+            if is_archive(path):
+                try:
+                    items += list(archive_members(path.read_bytes(), name))
+                except UserError as error:
+                    items.append((name, error))
+            else:
+                content = io.BytesIO(path.read_bytes())
+                content.name = name  # errors name the user's file
+                items.append((name, content))
+        finally:
+            _forget(path)
+    rows, pictures = [], {}
+    for name, source in (progress.tqdm(items, desc="classifying") if progress else items):
+        try:
+            if isinstance(source, UserError):
+                raise source
+            picture = load_image(source)
+            rows.append(result_row(name, model.predict(picture)))
+            pictures[name] = picture
+        except UserError as error:
+            rows.append(result_row(name, error=str(error)))
+    return rows, pictures
+
+
+def thumbnail(picture) -> str:
+    """A small inline JPEG for the batch table."""
+    if picture is None:
+        return ""
+    small = picture.copy()
+    small.thumbnail((64, 64))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=80)
+    return f"<img src='data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}' width='48'>"
+
+
+def csv_file(rows: list[dict]) -> str:
+    folder = Path(tempfile.mkdtemp(prefix="batch-", dir=get_upload_folder()))
+    path = folder / "brain-tumour-classifications.csv"
+    path.write_text(csv_text(rows))
+    return str(path)
+
+
+def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, mcp: bool = True, **kwargs):
     return demo.launch(
         server_name=host,  # None: GRADIO_SERVER_NAME, else 127.0.0.1
         server_port=port,  # None: GRADIO_SERVER_PORT, else 7860
@@ -182,16 +418,19 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
         allowed_paths=[str(EXAMPLES)],
         ssr_mode=False,
         run_history=False,  # the page keeps no record of past inputs
+        mcp_server=mcp,
+        css=CSS,
         **kwargs,
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve the brain-tumour MRI classifier page.")
+    parser = argparse.ArgumentParser(description="Serve the brain-tumour MRI classifier page, API and MCP tool.")
     parser.add_argument("--weights", default=None, help="weights folder or Hugging Face Hub id (default: every folder in weights/)")
     parser.add_argument("--host", default=None, help="interface to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    parser.add_argument("--no-mcp", action="store_true", help="do not serve the MCP tool")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -199,7 +438,7 @@ def main() -> None:
         models = load_models(args.weights or os.environ.get("BRAIN_TUMOR_WEIGHTS"))
     except WeightsError as error:
         raise SystemExit(f"error: {error}") from None
-    launch(build_app(models), args.host, args.port, args.share)
+    launch(build_app(models), args.host, args.port, args.share, mcp=not args.no_mcp)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
-"""Classifier, weights folders, the Hub path (faked), model registry and the predict CLI."""
+"""Classifier, weights folders, the Hub path (faked) and the model registry."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 
 import numpy as np
@@ -10,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from brain_tumor import CLASSES, Classifier, InvalidImageError, ModelConfig, WeightsError, create_model, normalize_class_name
+from brain_tumor import (CLASSES, Classifier, InvalidImageError, PretrainedWeightsError, UsageError, UserError, WeightsError,
+                         create_model, model_config, normalize_class_name, preprocess)
 from brain_tumor import weights as weights_module
-from brain_tumor.models import PretrainedWeightsError
-from tests.conftest import EXAMPLES, PYTHON, ROOT
+from tests.helpers import EXAMPLES
 
 
 def test_predict_on_every_example_gives_four_probabilities(shipped_resnet):
@@ -31,7 +30,7 @@ def test_predict_on_every_example_gives_four_probabilities(shipped_resnet):
 
 
 def test_temperature_from_the_config_is_applied(shipped_resnet):
-    x = shipped_resnet._batch([EXAMPLES[0]])
+    x = preprocess(EXAMPLES[0], shipped_resnet.config)[None]
     logits = shipped_resnet.logits(x)[0]
     expected = torch.softmax(logits / shipped_resnet.config.temperature, 0)
     got = shipped_resnet.predict(EXAMPLES[0]).probabilities
@@ -48,7 +47,7 @@ def test_gradcam_heatmap_shape_range_and_target(shipped_resnet):
     assert explanation.overlay.size == (300, 260)
     other = next(c for c in CLASSES if c != explanation.target)
     assert np.abs(shipped_resnet.explain(image, target=other).heatmap - explanation.heatmap).mean() > 0.02
-    with pytest.raises(ValueError, match="not a class"):
+    with pytest.raises(UsageError, match="not a class"):
         shipped_resnet.explain(image, target="astrocytoma")
 
 
@@ -68,7 +67,7 @@ def test_baseline_explains_too(tiny_baseline):
 def test_save_load_round_trip_gives_identical_logits(tmp_path, architecture, dtype):
     torch.manual_seed(0)
     model = create_model(architecture, image_size=64)
-    config = ModelConfig(architecture, image_size=64, weights_dtype=dtype)
+    config = model_config(architecture, image_size=64, weights_dtype=dtype)
     if dtype == "float16":  # what is saved is the half-precision model: compare against that
         model.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
     original = Classifier(model, config)
@@ -78,7 +77,7 @@ def test_save_load_round_trip_gives_identical_logits(tmp_path, architecture, dty
     assert set(json.loads((tmp_path / "w" / "config.json").read_text())["weights_sha256"]) == set(shards)
     assert (tmp_path / "w" / "README.md").read_text().startswith("---")
     loaded = Classifier.from_pretrained(tmp_path / "w")
-    batch = original._batch(EXAMPLES[:3])
+    batch = torch.stack([preprocess(path, config) for path in EXAMPLES[:3]])
     torch.testing.assert_close(loaded.logits(batch), original.logits(batch), rtol=0, atol=0)
 
 
@@ -221,29 +220,20 @@ def test_unknown_class_name_is_refused():
         normalize_class_name("astrocytoma")
 
 
-def test_predict_cli_prints_a_label_and_four_probabilities(tiny_baseline, tmp_path):
-    bad = tmp_path / "notes.jpg"
-    bad.write_text("not an image")
-    result = subprocess.run([PYTHON, "-m", "brain_tumor.predict", "--weights", str(tiny_baseline), *map(str, EXAMPLES), str(bad), "--cam-out", str(tmp_path / "cams")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == len(EXAMPLES)
-    for line in lines:
-        assert sum(f"{c} " in line for c in CLASSES) == 4
-    assert result.returncode == 1 and "notes.jpg: error:" in result.stderr and "Traceback" not in result.stderr
-    assert len(list((tmp_path / "cams").glob("*.png"))) == len(EXAMPLES)
-
-    as_json = subprocess.run([PYTHON, "-m", "brain_tumor.predict", "--weights", str(tiny_baseline), "--json", str(EXAMPLES[0])],
-                             capture_output=True, text=True, cwd=ROOT, timeout=120)
-    record = json.loads(as_json.stdout)
-    assert record["label"] in CLASSES and sum(record["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+def test_every_user_error_shares_one_base_class():
+    assert issubclass(InvalidImageError, ValueError) and issubclass(InvalidImageError, UserError)
+    for error in (WeightsError, PretrainedWeightsError, UsageError):
+        assert issubclass(error, UserError)
 
 
-def test_predict_cli_without_weights_is_one_sentence(tmp_path):
-    result = subprocess.run([PYTHON, "-m", "brain_tumor.predict", "--weights", str(tmp_path / "none"), str(EXAMPLES[0])],
-                            capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 2 and result.stderr.startswith("error: Weights folder") and "Traceback" not in result.stderr
+def test_a_config_takes_its_input_spec_from_the_registry():
+    assert model_config("baseline").mean == (0.5, 0.5, 0.5)
+    assert model_config("resnet50").mean == (0.485, 0.456, 0.406)
+    assert model_config("resnet50", image_size=96).image_size == 96
 
 
-def test_invalid_image_error_is_a_value_error():
-    assert issubclass(InvalidImageError, ValueError)
+def test_the_dilated_resnet_keeps_a_finer_map_and_loads_resnet_weights():
+    plain, dilated = create_model("resnet50").eval(), create_model("resnet50_dilated").eval()
+    dilated.load_state_dict(plain.state_dict())
+    x = torch.zeros(1, 1024, 14, 14)
+    assert plain.layer4(x).shape[-1] == 7 and dilated.layer4(x).shape[-1] == 14

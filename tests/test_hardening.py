@@ -9,9 +9,7 @@ import pytest
 from PIL import Image
 
 from brain_tumor import InvalidImageError, load_image
-from tests.conftest import EXAMPLES, PYTHON, ROOT
-from tests.inputs import user_inputs
-from tests.test_images import encode
+from tests.helpers import EXAMPLES, PYTHON, ROOT, colour_photo, encode, user_inputs
 
 CASES = user_inputs()
 
@@ -31,7 +29,7 @@ def test_every_input_through_the_cli(tmp_path):
     for name, data, _ in CASES:
         (tmp_path / name).write_bytes(data)
     result = subprocess.run([PYTHON, "-m", "brain_tumor.predict", *(str(tmp_path / n) for n, _, _ in CASES)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=180)
+                            capture_output=True, text=True, cwd=ROOT)
     assert "Traceback" not in result.stderr
     for name, _, expected in CASES:
         if expected == "ok":
@@ -53,14 +51,6 @@ def test_pillow_bomb_warning_is_an_error_too(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30 * 30)
     with pytest.raises(InvalidImageError, match="megapixel limit"):
         load_image(encode(Image.new("RGB", (40, 40)), "PNG"))
-
-
-def colour_photo(seed: int = 0) -> Image.Image:
-    """A smooth, saturated colour picture, unlike any MRI slice."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:240, :320] / 240.0
-    rgb = np.stack([np.sin(3 * xx + rng.uniform(0, 3)), np.cos(2 * yy), np.sin(xx * yy * 5)], axis=-1)
-    return Image.fromarray(((rgb + 1) * 127.5).astype(np.uint8))
 
 
 @pytest.mark.parametrize("image, check", [
@@ -85,9 +75,9 @@ def test_ood_bounds_travel_in_the_config(shipped_resnet):
     assert shipped_resnet.config.metrics["ood"]["false_alarm_rate_clean_test"] < 0.05
 
 
-def test_300_predict_and_explain_calls_grow_rss_less_than_50_mb():
+def test_repeated_predict_and_explain_calls_do_not_grow_memory(tiny_resnet):
+    # Hooks or graphs kept alive by explanations would grow with every call; a small model shows it as well as a big one.
     script = textwrap.dedent(f"""
-        import resource, sys
         from pathlib import Path
         from brain_tumor import Classifier
         from PIL import Image
@@ -97,18 +87,17 @@ def test_300_predict_and_explain_calls_grow_rss_less_than_50_mb():
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
 
-        model = Classifier.from_pretrained()
+        model = Classifier.from_pretrained({str(tiny_resnet)!r})
         images = [Image.open(p).convert("RGB") for p in {[str(p) for p in EXAMPLES]!r}]
-        for image in images * 2:  # warm-up: allocator pools and lazy imports settle
-            model.predict(image); model.explain(image)
+        for image in images * 3:  # warm-up: allocator pools and lazy imports settle
+            model.predict(image); model.explain(image, layer="layer3+layer4")
         before = rss_mb()
-        for i in range(300):
+        for i in range(120):
             model.predict(images[i % len(images)])
-            model.explain(images[i % len(images)])
+            model.explain(images[i % len(images)], layer="layer3+layer4")
         print(rss_mb() - before)
     """)
-    result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=400)
+    result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     growth = float(result.stdout.strip().splitlines()[-1])
-    print(f"RSS growth over 300 predict+explain calls: {growth:.1f} MB")
-    assert growth < 50
+    assert growth < 20, f"RSS grew by {growth:.1f} MB over 120 predict+explain calls"

@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from brain_tumor import InvalidImageError, load_image
-from tests.conftest import EXAMPLES
+from tests.helpers import EXAMPLES, encode, one_sentence, png_header_only
 
-
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +79,6 @@ def test_wrong_extension_is_fine(tmp_path):
     assert load_image(path).size == load_image(EXAMPLES[0]).size
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width×height but holds almost no data: a decompression bomb's shape."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
-
-
-def one_sentence(message: str) -> bool:
-    return message.endswith(".") and "\n" not in message and message.count(". ") == 0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,167 @@
+"""The page in a real browser (Debian's chromium, driven by Playwright): what a first-time user does."""
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import EXAMPLES, ROOT, colour_photo, make_dicom
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+LABEL = "#confidences [data-testid=label-output-value]"
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it, and in CI these tests never skip",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser, app_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1100}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server[0], wait_until="load")
+    page.locator("#upload input[type=file]").wait_for(state="attached")
+    yield page
+    context.close()
+
+
+def upload(page, path) -> None:
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+
+
+def wait_for_label(page, text: str) -> None:
+    page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('{text}')")
+
+
+def toasts(page) -> list[str]:
+    return page.locator("[data-testid=toast-body]").all_inner_texts()
+
+
+def test_an_upload_shows_answer_heatmap_caption_and_legend(page):
+    upload(page, EXAMPLES[0])
+    wait_for_label(page, "Glioma")
+    assert "Glioma" in page.locator("#headline").inner_text() and "confidence" in page.locator("#headline").inner_text()
+    assert page.evaluate("document.querySelector('#overlay img').naturalWidth") == Image.open(EXAMPLES[0]).width
+    assert "Heatmap for: Glioma" in page.locator("#caption").inner_text()
+    assert page.locator(".legend").is_visible() and "raised the score most" in page.locator(".legend").inner_text()
+    assert "not a medical device" in page.locator("#notice").inner_text()
+    assert "pointing" in page.locator("#model-line").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "app-screenshot.png"), full_page=True)
+
+
+def test_a_text_file_named_jpg_gives_one_toast_with_the_reason(page, tmp_path):
+    bad = tmp_path / "scan.jpg"
+    bad.write_text("this is a text file")
+    upload(page, bad)
+    page.locator("[data-testid=toast-body]").first.wait_for()
+    page.wait_for_timeout(1500)  # a second toast, if any, would have arrived by now
+    messages = toasts(page)
+    assert len(messages) == 1 and "not an image in a supported format" in messages[0], messages
+
+
+@pytest.mark.parametrize("name", ["IM0001", "slice.dcm"])
+def test_dicom_files_are_analysed_whatever_their_name(page, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(make_dicom(np.asarray(Image.open(EXAMPLES[6]).convert("L"), np.uint16) * 16))
+    upload(page, path)
+    wait_for_label(page, "Pituitary")
+    assert toasts(page) == []
+
+
+def test_an_explained_class_is_named_and_a_new_image_returns_to_the_predicted_class(page):
+    upload(page, EXAMPLES[0])
+    wait_for_label(page, "Glioma")
+    page.locator("#advanced").click()
+    page.locator("#target input").click()
+    page.get_by_role("option", name="Meningioma").click()
+    page.wait_for_function("document.querySelector('#caption')?.innerText.includes('Heatmap for: Meningioma')")
+    assert "improbable" in page.locator("#caption").inner_text()
+    upload(page, EXAMPLES[4])
+    wait_for_label(page, "No tumour")
+    page.wait_for_function("document.querySelector('#caption')?.innerText.includes('Heatmap for: No tumour')")
+    assert page.locator("#target input").input_value() == "Predicted class"
+
+
+def test_the_gallery_names_true_class_plane_and_mistakes(page):
+    captions = page.locator("#examples").inner_text()
+    assert "Meningioma (coronal)" in captions and "Glioma (axial)" in captions and "Pituitary tumour (coronal)" in captions
+    page.locator("#examples button.thumbnail-item, #examples .thumbnail-item").nth(2).click()
+    wait_for_label(page, "Meningioma")
+
+
+def test_the_warning_leads_when_the_input_is_not_an_mri(page, tmp_path):
+    photo = tmp_path / "holiday.png"
+    colour_photo().save(photo)
+    upload(page, photo)
+    page.wait_for_function("document.querySelector('#headline')?.innerText.includes('does not look like a brain MRI slice')")
+    assert not page.locator("#headline").inner_text().startswith("Meningioma")
+    page.screenshot(path=str(ARTIFACTS / "app-ood-warning.png"), full_page=True)
+
+
+def test_on_a_phone_the_result_comes_into_view(browser, app_server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server[0], wait_until="load")
+    upload(page, EXAMPLES[2])
+    wait_for_label(page, "Meningioma")
+    page.wait_for_function("""(() => { const r = document.getElementById('result').getBoundingClientRect();
+                              return r.top < window.innerHeight && r.bottom > 0 && r.top > -r.height; })()""")
+    page.screenshot(path=str(ARTIFACTS / "app-phone.png"))
+    context.close()
+
+
+def test_analyse_with_no_image_says_what_to_do(page):
+    page.locator("#analyse").click()
+    page.locator("[data-testid=toast-body]").first.wait_for()
+    assert "Upload a slice first" in toasts(page)[0]
+
+
+def test_the_report_downloads_as_a_pdf(page, tmp_path):
+    upload(page, EXAMPLES[0])
+    wait_for_label(page, "Glioma")
+    with page.expect_download() as download:
+        page.locator("#report-button").click()
+    path = tmp_path / "report.pdf"
+    download.value.save_as(path)
+    assert path.read_bytes().startswith(b"%PDF") and download.value.suggested_filename.endswith(".pdf")
+
+
+def test_a_batch_fills_a_table_and_a_row_shows_its_heatmap(page, tmp_path):
+    archive = tmp_path / "scans.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in EXAMPLES[:4]:
+            handle.write(path, f"scans/{path.name}")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"nope")
+    page.get_by_role("tab", name="Many slices").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(EXAMPLES[6]), str(bad), str(archive)])
+    page.wait_for_function("document.querySelectorAll('#batch-files .file-preview tr, #batch-files tbody tr').length >= 3")
+    page.locator("#batch-run").click()
+    page.wait_for_function("document.querySelector('#batch-table')?.innerText.includes('scans.zip/scans/glioma_1.jpg')")
+    table = page.locator("#batch-table").inner_text()
+    assert "broken.png" in table and "not an image" in table and "Pituitary tumour" in table
+    assert page.locator("#batch-table img").count() >= 5  # thumbnails
+    page.locator("#batch-table").get_by_text("scans.zip/scans/glioma_1.jpg").click()
+    page.wait_for_function("document.querySelector('#batch-heatmap img') !== null")
+    assert "Heatmap for: Glioma" in page.locator("#batch-caption").inner_text()
+    assert page.locator("#batch-csv a").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "app-batch.png"), full_page=True)
