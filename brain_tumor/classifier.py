@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -14,12 +15,15 @@ from torch import nn
 
 from brain_tumor.config import ModelConfig
 from brain_tumor.images import ImageSource, load_image
+from brain_tumor.onnx_backend import ONNX_NAME, OnnxLogits, onnx_bytes, quantize_int8
 from brain_tumor.errors import UsageError
 from brain_tumor.explain import DEFAULT_METHOD, class_activation_maps, method_class, parse_layers
-from brain_tumor.models import create_model
 from brain_tumor.ood import describe, input_scores, reasons
 from brain_tumor.preprocess import preprocess
-from brain_tumor.weights import load_weights, resolve_weights, save_weights, weights_version
+from brain_tumor.weights import load_model, resolve_weights, save_weights, weights_version
+
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,22 +74,46 @@ class Explanation:
 class Classifier:
     """A trained model with everything needed to use it. Load with `from_pretrained`."""
 
-    def __init__(self, model: nn.Module, config: ModelConfig, device: str | torch.device = "cpu", source: str | None = None):
+    def __init__(self, model: nn.Module, config: ModelConfig, device: str | torch.device = "cpu", source: str | None = None,
+                 backend: str = "torch"):
         self.config = config
         self.source = source  # the weights folder it was loaded from, if any
         self.device = torch.device(device)
         # Shared by every thread: prediction runs in inference mode, and explanations hook only their
         # own wrapper modules and write no gradients into it (brain_tumor.explain), so no lock is needed.
         self.model = model.to(self.device).eval()
+        if backend not in BACKENDS:
+            raise UsageError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+        self.backend = backend
+        self._onnx = None
+        if backend != "torch":
+            self._onnx = OnnxLogits(self._onnx_model(Path(source) if source else None, backend == "onnx-int8"))
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None, device: str = "cpu") -> "Classifier":
-        """Load from a weights folder, a Hugging Face Hub id, or (None) the default weights."""
-        folder = resolve_weights(source, revision=revision)
-        state, config = load_weights(folder)
-        model = create_model(config.architecture, len(config.classes), init="scratch", head=config.head, image_size=config.image_size)
-        model.load_state_dict(state)
-        return cls(model, config, device=device, source=str(folder))
+    def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None, device: str = "cpu", *,
+                        backend: str = "torch", token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
+                        local_files_only: bool = False) -> "Classifier":
+        """Load from a weights folder, a Hugging Face Hub id, or (None) the default weights.
+
+        backend: "torch", or "onnx" / "onnx-int8" to predict with onnxruntime (explanations stay in
+        PyTorch). revision, token, cache_dir and local_files_only go to huggingface_hub for a Hub id.
+        Every shard's sha256 is checked against config.json before anything is loaded.
+        """
+        folder = resolve_weights(source, revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only)
+        model, config = load_model(folder)
+        return cls(model, config, device=device, source=str(folder), backend=backend)
+
+    def _onnx_model(self, folder: Path | None, int8: bool) -> bytes:
+        """The folder's model.onnx (or model.int8.onnx) when it has one, else exported now."""
+        name = ONNX_NAME.replace(".onnx", ".int8.onnx") if int8 else ONNX_NAME
+        if folder is not None and (folder / name).is_file():
+            return (folder / name).read_bytes()
+        exported = onnx_bytes(self.model, self.config)
+        if not int8:
+            return exported
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / ONNX_NAME).write_bytes(exported)
+            return quantize_int8(Path(tmp) / ONNX_NAME, Path(tmp) / name).read_bytes()
 
     def save_pretrained(self, directory: str | os.PathLike, card: str | None = None) -> Path:
         return save_weights(self.model.state_dict(), self.config, Path(directory), card=card)
@@ -115,6 +143,9 @@ class Classifier:
         return predictions
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Raw logits of normalised N×3×S×S inputs, from the backend chosen at load time."""
+        if self._onnx is not None:
+            return self._onnx(batch)
         with torch.inference_mode():
             return self.model(batch.to(self.device))
 

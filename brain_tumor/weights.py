@@ -13,6 +13,7 @@ import torch
 
 from brain_tumor.config import ModelConfig
 from brain_tumor.errors import WeightsError
+from brain_tumor.models import create_model
 
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
@@ -63,10 +64,8 @@ def save_weights(state_dict: dict[str, torch.Tensor], config: ModelConfig, direc
     return directory
 
 
-def load_weights(directory: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
-    """Read a local weights folder, verifying every shard's sha256 against config.json."""
-    from safetensors.torch import load_file
-
+def verify_weights(directory: Path) -> ModelConfig:
+    """The config of a local weights folder, after checking every shard's sha256 against it."""
     directory = Path(directory)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
@@ -75,25 +74,30 @@ def load_weights(directory: Path) -> tuple[dict[str, torch.Tensor], ModelConfig]
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise WeightsError(f"{directory} has a config but no .safetensors weights files.")
-    if config.weights_sha256:
-        missing = sorted(set(config.weights_sha256) - {p.name for p in files})
-        if missing:
-            raise WeightsError(f"{directory} is missing the weights file {missing[0]} named in its config.")
-        files = [directory / name for name in sorted(config.weights_sha256)]
-    state: dict[str, torch.Tensor] = {}
-    for path in files:
-        expected = config.weights_sha256.get(path.name)
-        if expected and _sha256(path) != expected:
+    missing = sorted(set(config.weights_sha256) - {p.name for p in files})
+    if missing:
+        raise WeightsError(f"{directory} is missing the weights file {missing[0]} named in its config.")
+    for name, expected in sorted(config.weights_sha256.items()):
+        if _sha256(directory / name) != expected:
             raise WeightsError(
-                f"{path} does not match the sha256 recorded in config.json; it was altered or "
+                f"{directory / name} does not match the sha256 recorded in config.json; it was altered or "
                 "corrupted, so download or copy the weights again."
             )
-        state.update(load_file(path))
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    return state, config
+    return config
 
 
-def _download(repo_id: str, revision: str | None) -> Path:
+def load_model(directory: Path) -> tuple[torch.nn.Module, ModelConfig]:
+    """The model in a verified weights folder, its shards read by huggingface_hub's sharded loader."""
+    from huggingface_hub import load_torch_model
+
+    config = verify_weights(directory)
+    model = create_model(config.architecture, len(config.classes), init="scratch", head=config.head, image_size=config.image_size)
+    load_torch_model(model, directory, strict=True)  # safetensors only: nothing is unpickled
+    return model, config
+
+
+def _download(repo_id: str, revision: str | None, token: str | bool | None, cache_dir: str | os.PathLike | None,
+              local_files_only: bool) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -103,10 +107,9 @@ def _download(repo_id: str, revision: str | None) -> Path:
     )
 
     try:
-        # HF_TOKEN and HF_HUB_OFFLINE are read by huggingface_hub itself.
+        # Without a token, HF_TOKEN is used; HF_HUB_OFFLINE is read by huggingface_hub itself.
         path = snapshot_download(
-            repo_id,
-            revision=revision,
+            repo_id, revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only,
             allow_patterns=[CONFIG_NAME, CARD_NAME, "*.safetensors", "*.safetensors.index.json"],
         )
     except GatedRepoError:
@@ -127,8 +130,10 @@ def _download(repo_id: str, revision: str | None) -> Path:
     return Path(path)
 
 
-def resolve_weights(source: str | os.PathLike | None = None, revision: str | None = None) -> Path:
-    """A local weights folder for `source`: a folder, a Hub id (downloaded), or the defaults.
+def resolve_weights(source: str | os.PathLike | None = None, revision: str | None = None, token: str | bool | None = None,
+                    cache_dir: str | os.PathLike | None = None, local_files_only: bool = False) -> Path:
+    """A local weights folder for `source`: a folder, a Hub id (downloaded, or only looked up in the
+    cache with local_files_only), or the defaults.
 
     Defaults, in order: $BRAIN_TUMOR_WEIGHTS, weights/resnet50, weights/baseline.
     """
@@ -147,7 +152,7 @@ def resolve_weights(source: str | os.PathLike | None = None, revision: str | Non
         return path
     text = str(source)
     if _HUB_ID.match(text) and not path.exists() and not text.startswith((".", "/", "~")):
-        return _download(text, revision)
+        return _download(text, revision, token, cache_dir, local_files_only)
     raise WeightsError(f"Weights folder {text} does not exist; pass a folder saved by brain_tumor or a Hub id like owner/name.")
 
 

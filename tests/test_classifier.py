@@ -130,10 +130,12 @@ def test_hub_id_is_downloaded_at_the_pinned_revision(monkeypatch, tiny_baseline)
         return str(tiny_baseline)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    model = Classifier.from_pretrained("someone/brain-tumor-baseline", revision="abc123")
+    model = Classifier.from_pretrained("someone/brain-tumor-baseline", revision="abc123", token="hf_x", cache_dir="/tmp/hub",
+                                       local_files_only=True)
     assert model.config.architecture == "baseline"
     repo_id, kwargs = calls[0]
     assert repo_id == "someone/brain-tumor-baseline" and kwargs["revision"] == "abc123"
+    assert kwargs["token"] == "hf_x" and kwargs["cache_dir"] == "/tmp/hub" and kwargs["local_files_only"] is True
     assert "*.safetensors" in kwargs["allow_patterns"] and not any(p.endswith((".bin", ".pt", ".pth")) for p in kwargs["allow_patterns"])
 
 
