@@ -14,7 +14,9 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -25,7 +27,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal  # noqa: E402
 from brain_tumor import DISPLAY_NAMES, Classifier, UserError, load_image  # noqa: E402
 from brain_tumor.batch import archive_members, csv_text, is_archive, nested_row, result_row  # noqa: E402
 from brain_tumor.card import NOTICE, summary_line  # noqa: E402
-from brain_tumor.explain import METHODS  # noqa: E402
+from brain_tumor.explain import OFFERED  # noqa: E402
 from brain_tumor.models import get_architecture  # noqa: E402
 from brain_tumor.weights import WeightsError, available_weights  # noqa: E402
 
@@ -36,6 +38,7 @@ MAX_BATCH = 500
 QUEUE_SIZE = 32
 PREDICTED = "Predicted class"
 IMPROBABLE = 0.05  # below this probability the caption says the explained class is unlikely
+SCRATCH_PREFIX, SCRATCH_LIFETIME_S = "brain-tumor-out-", 900  # reports and CSVs handed out live 15 minutes
 EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES.glob("*.jpg")}
 LEGEND = ("<div class='legend'><span>little effect</span><span class='bar'></span><span>raised the score most</span></div>")
 CSS = """
@@ -217,8 +220,7 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
         from brain_tumor.report import report_pdf
 
         model = pick(model_name)
-        folder = Path(tempfile.mkdtemp(prefix="report-", dir=get_upload_folder()))
-        path = folder / f"{session['name']}-report.pdf"
+        path = scratch_file(f"{session['name']}-report.pdf")
         path.write_bytes(report_pdf(session["explanation"], summary_line(model.config), model.version))
         return gr.update(value=str(path), visible=True)
 
@@ -294,11 +296,11 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
                 with gr.Column():
                     upload = gr.File(label="MRI slice: JPEG, PNG, TIFF, BMP, WebP, or DICOM (any file name, e.g. IM0001)",
                                      file_count="single", type="filepath", elem_id="upload", height=120)
-                    preview = gr.Image(label="Your slice", type="pil", interactive=False, height=300, elem_id="preview")
+                    preview = gr.Image(label="Your slice", type="pil", format="jpeg", interactive=False, height=300, elem_id="preview")
                     analyse_button = gr.Button("Analyse", variant="primary", elem_id="analyse")
                     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                         target = gr.Dropdown([PREDICTED] + list(by_display), value=PREDICTED, label="Explain which class", elem_id="target")
-                        method = gr.Dropdown(list(METHODS), value=default.explain_settings()[0], label="Explanation method", elem_id="method")
+                        method = gr.Dropdown(list(OFFERED), value=default.explain_settings()[0], label="Explanation method", elem_id="method")
                         layer = gr.Dropdown(layer_choices(default), value="+".join(default.explain_settings()[1]), label="Layer", elem_id="layer")
                     model_choice = gr.Dropdown(names, value=names[0], label="Model", visible=len(names) > 1)
                 with gr.Column(elem_id="result"):
@@ -402,9 +404,17 @@ def thumbnail(picture) -> str:
     return f"<img src='data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}' width='48'>"
 
 
+def scratch_file(name: str) -> Path:
+    """A fresh path for a file the page hands out (report, CSV); those older than the cache's 15 minutes go."""
+    root = Path(get_upload_folder())
+    for old in root.glob(f"{SCRATCH_PREFIX}*"):
+        if time.time() - old.stat().st_mtime > SCRATCH_LIFETIME_S:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root)) / name
+
+
 def csv_file(rows: list[dict]) -> str:
-    folder = Path(tempfile.mkdtemp(prefix="batch-", dir=get_upload_folder()))
-    path = folder / "brain-tumour-classifications.csv"
+    path = scratch_file("brain-tumour-classifications.csv")
     path.write_text(csv_text(rows))
     return str(path)
 

@@ -17,7 +17,7 @@ from PIL import Image
 from benchmarks.timing import summary, time_rounds
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UserError
-from brain_tumor.explain import METHODS
+from brain_tumor.explain import OFFERED
 
 RESNET50_GFLOPS = 8.2  # 4.1 G multiply-adds per 224×224 image (torchvision's count) = 8.2 GFLOP
 
@@ -40,7 +40,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="weights folder or Hub id (default: the shipped weights)")
     p.add_argument("--rounds", type=int, default=30, help="timed rounds at batch 1 (batch 16 gets a quarter)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
-    p.add_argument("--method", choices=sorted(METHODS), default=None, help="explanation method (default: the weights' own)")
+    p.add_argument("--method", choices=OFFERED, default=None, help="explanation method (default: the weights' own)")
     p.add_argument("--layer", default=None, help="explained layer(s) (default: the weights' own)")
     p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch", help="what runs predict (explain is PyTorch)")
     return p

@@ -30,6 +30,10 @@ METHODS = {
     "eigencam": "EigenCAM",
 }
 DEFAULT_METHOD = "gradcam"
+# The methods offered to people (the page, the CLI): training.evaluate_cam --compare measured all of
+# METHODS on the shipped models; EigenCAM, which explains no particular class, pointed worst and is
+# kept for comparisons only.
+OFFERED = ("gradcam", "hirescam", "gradcam++", "xgradcam", "layercam")
 
 
 class _Tail(nn.Module):

@@ -19,7 +19,7 @@ from brain_tumor.card import SHORT_NOTICE, summary_line
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UserError
-from brain_tumor.explain import METHODS
+from brain_tumor.explain import OFFERED
 from brain_tumor.images import IMAGE_SUFFIXES
 
 
@@ -32,7 +32,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", default=None, metavar="FILE", help="also write one row per file (unreadable ones too) to this CSV")
     p.add_argument("--cam-out", default=None, metavar="DIR", help="also write a heatmap overlay PNG per image here")
     p.add_argument("--report", default=None, metavar="DIR", help="also write a one-page PDF report per image here")
-    p.add_argument("--method", choices=sorted(METHODS), default=None, help="explanation method (default: the weights' own)")
+    p.add_argument("--method", choices=OFFERED, default=None, help="explanation method (default: the weights' own)")
     p.add_argument("--layer", default=None, help="layer(s) to explain, e.g. layer4 or layer3+layer4 (default: the weights' own)")
     p.add_argument("--device", default="cpu")
     return p

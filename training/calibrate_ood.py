@@ -24,7 +24,7 @@ from brain_tumor.preprocess import to_uint8_tensor
 from brain_tumor.weights import CONFIG_NAME
 from training import twins
 from training.calibration import OOD_QUANTILE, non_mri_images, ood_scores, ood_section
-from training.data import DEFAULT_CACHE, SplitRecipe, load_run_data
+from training.data import DEFAULT_CACHE, load_run_data, split_recipe_of
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -36,22 +36,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def split_recipe(classifier: Classifier, data: str | None) -> SplitRecipe:
-    """The recipe the weights were trained with, so that validation here is the validation of training.fit."""
-    recipe = dict(classifier.config.provenance.get("recipe") or {})
-    if not recipe and not data:
-        raise UserError(f"{classifier.source} records no training recipe; pass --data with the data it was trained on.")
-    recipe.update(image_size=classifier.config.image_size, clahe=classifier.config.clahe)
-    if data:
-        recipe["data"] = data
-    return SplitRecipe.from_mapping(recipe)
-
-
 def calibrate(args: argparse.Namespace) -> dict:
     folder = Path(args.weights)
     classifier = Classifier.from_pretrained(folder)
     model, config = classifier.model, classifier.config
-    data = load_run_data(split_recipe(classifier, args.data), Path(args.cache_dir) if args.cache_dir else None)
+    data = load_run_data(split_recipe_of(classifier.config, args.data), Path(args.cache_dir) if args.cache_dir else None)
     section = ood_section(model, config, data.val_images if data.val_images is not None else torch.empty(0), quantile=args.quantile)
     bounds = section["bounds"]
 

@@ -188,6 +188,15 @@ class SplitRecipe:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def split_recipe_of(config, data: str | None = None) -> SplitRecipe:
+    """The split a weights folder was trained with (its recorded recipe), optionally on data found elsewhere now."""
+    recipe = dict(config.provenance.get("recipe") or {})
+    recipe.update(image_size=config.image_size, clahe=config.clahe, **({"data": data} if data else {}))
+    if not recipe.get("data"):
+        raise DatasetError("These weights record no training data; pass --data with the dataset they were trained on.")
+    return SplitRecipe.from_mapping(recipe)
+
+
 @dataclasses.dataclass
 class RunData:
     train: Split

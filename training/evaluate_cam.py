@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -115,16 +114,6 @@ def map_side(classifier: Classifier, layers: tuple[str, ...], side: int) -> int:
     return max(run_stages(classifier.model, architecture, torch.zeros(1, 3, side, side), None, name).shape[-1] for name in layers)
 
 
-def seconds_per_explanation(classifier: Classifier, slices: list[BoxedSlice], method: str, layers: tuple[str, ...], n: int = 5) -> float:
-    """Median time of Classifier.explain on the first n slices (decoding included), as a user would call it."""
-    times = []
-    for s in slices[:n]:
-        start = time.perf_counter()
-        classifier.explain(s.path, method=method, layer="+".join(layers))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def score(classifier: Classifier, images: torch.Tensor, slices: list[BoxedSlice], combos: list[Combo], faithful: np.ndarray,
           keep: np.ndarray, batch_size: int) -> tuple[list[dict], dict[Combo, np.ndarray]]:
     """The metrics of every (method, layers), and the maps of the slices in `keep` (sorted; it holds `faithful`)."""
@@ -144,7 +133,6 @@ def score(classifier: Classifier, images: torch.Tensor, slices: list[BoxedSlice]
             "energy_ratio": float(ratios.mean()), "energy_ratio_ci95": summarise(ratios)["ci95"],
             "accuracy": float(right.mean()),
             "per_class": per_class({"pointing_game": hits, "energy_ratio": ratios, "accuracy": right}, labels),
-            "seconds_per_explanation": seconds_per_explanation(classifier, slices, method, layers),
         }
         if batch is not None:
             grid = map_side(classifier, layers, side)
@@ -211,12 +199,12 @@ def summary_markdown(metrics: dict) -> str:
 
 
 def compare_markdown(rows: list[dict], prior: dict, best: dict) -> str:
-    lines = ["| method | layer | pointing game (95% CI) | energy ratio | faithfulness gap | ms per explanation |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| method | layer | pointing game (95% CI) | energy ratio | faithfulness gap |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         gap = r.get("faithfulness", {}).get("gap")
         lines.append(f"| {r['method']} | {r['layer']} | {r['pointing_game']:.2f} {_ci(r['pointing_game_ci95'])} | {r['energy_ratio']:.1f}× | "
-                     f"{'–' if gap is None else f'{gap:+.3f}'} | {1000 * r['seconds_per_explanation']:.0f} |")
-    lines.append(f"| blind prior | – | {prior['pointing_game']:.2f} {_ci(prior['pointing_game_ci95'])} | {prior['energy_ratio']:.1f}× | – | – |")
+                     f"{'–' if gap is None else f'{gap:+.3f}'} |")
+    lines.append(f"| blind prior | – | {prior['pointing_game']:.2f} {_ci(prior['pointing_game_ci95'])} | {prior['energy_ratio']:.1f}× | – |")
     lines += ["", f"Best by pointing game, then energy ratio: **{best['method']} @ {best['layer']}**.", ""]
     return "\n".join(lines)
 

@@ -42,7 +42,7 @@ from training import twins
 from training.attention import carry_boxes, class_activation, masks_for, outside_share_loss
 from training.boxes import read_boxes
 from training.calibration import fit_temperature, ood_section
-from training.data import DEFAULT_CACHE, SplitRecipe, decode_images, load_run_data
+from training.data import DEFAULT_CACHE, decode_images, load_run_data, split_recipe_of
 from training.localisation import score_maps
 from training.metrics import classification_metrics
 from training.report import measure
@@ -66,6 +66,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--others-per-epoch", type=int, default=1000, help="training images without a box drawn each epoch (0: all)")
     p.add_argument("--box-repeat", type=int, default=1, help="times each boxed image appears per epoch")
+    p.add_argument("--train-bn", action="store_true", help="let layer4's batch-norm statistics move (default: frozen, as the frozen trunk feeds them)")
     p.add_argument("--accuracy-slack", type=float, default=0.005, help="validation accuracy an epoch may lose against --init and still be kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where decoded images and frozen features are cached")
@@ -152,11 +153,7 @@ def main(args: argparse.Namespace) -> dict:
     config = classifier.config
     if config.architecture not in ("resnet50", "resnet50_dilated"):
         raise UsageError(f"--init must be a ResNet-50 weights folder; {args.init} holds {config.architecture}.")
-    recipe = dict(config.provenance.get("recipe") or {})
-    recipe.update(image_size=config.image_size, clahe=config.clahe, **({"data": args.data} if args.data else {}))
-    if "data" not in recipe:
-        raise UsageError(f"{args.init} records no training data; pass --data.")
-    split = SplitRecipe.from_mapping(recipe)
+    split = split_recipe_of(config, args.data)
     log.line(f"run {out}: " + json.dumps(vars(args)))
 
     # 1. The data of the run behind --init: its train / validation split, Testing, and the boxes.
@@ -205,6 +202,10 @@ def main(args: argparse.Namespace) -> dict:
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         top.train()
+        if not args.train_bn:  # keep the running statistics the model was trained with
+            for module in top.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
         chosen = np.concatenate([np.repeat(boxed, args.box_repeat),
                                  others if not args.others_per_epoch else np.random.default_rng(args.seed + epoch).choice(others, min(args.others_per_epoch, len(others)), replace=False)])
         order = torch.from_numpy(chosen)[torch.randperm(len(chosen), generator=generator)]

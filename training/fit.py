@@ -26,7 +26,7 @@ from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UserError, WeightsError
 from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, model_config
 from brain_tumor.preprocess import normalize
-from brain_tumor.weights import load_weights, save_weights
+from brain_tumor.weights import load_model, save_weights
 from training import twins
 from training.augment import AugmentConfig, augment
 from training.calibration import fit_temperature, ood_section
@@ -110,11 +110,9 @@ def build_model(args: argparse.Namespace, log: RunLog) -> tuple[nn.Module, Model
     config = model_config(args.model, image_size=args.image_size, head=args.head, clahe=args.clahe)
     if args.init in ("imagenet", "scratch"):
         return create_model(args.model, len(CLASSES), init=args.init, head=args.head, image_size=args.image_size), config
-    state, source = load_weights(Path(args.init))
+    model, source = load_model(Path(args.init))
     if source.architecture != args.model:
         raise WeightsError(f"--init {args.init} holds {source.architecture} weights, not {args.model}.")
-    model = create_model(args.model, len(CLASSES), init="scratch", head=source.head, image_size=source.image_size)
-    model.load_state_dict(state)
     config.head, config.image_size = source.head, source.image_size
     log.line(f"init: weights from {args.init}")
     return model, config

@@ -26,20 +26,30 @@ def energy_ratio(heatmap: np.ndarray, mask: np.ndarray) -> float:
     return float(heatmap[mask].sum()) / total / float(mask.mean())
 
 
+def head_mask(image: np.ndarray) -> np.ndarray:
+    """H×W bool mask of the head in an H×W×3 uint8 slice: the largest bright connected region (Otsu threshold),
+    holes filled. All True when no region is found."""
+    grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+    _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary)
+    if count < 2:
+        return np.ones(grey.shape, dtype=bool)
+    biggest = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    contours, _ = cv2.findContours(biggest, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(biggest)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled.astype(bool)
+
+
 def head_prior(image: np.ndarray) -> np.ndarray:
     """A blind guess: a Gaussian at the centroid of the head, σ half the head's equivalent radius.
 
-    image: H×W×3 uint8. The head is the largest bright connected region (Otsu threshold).
+    image: H×W×3 uint8.
     """
-    grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 0)
-    _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(binary)
-    h, w = grey.shape
-    if count < 2:
-        cx, cy, area = w / 2, h / 2, h * w / 2
-    else:
-        biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        (cx, cy), area = centroids[biggest], float(stats[biggest, cv2.CC_STAT_AREA])
+    mask = head_mask(image)
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    cx, cy, area = xs.mean() + 0.5, ys.mean() + 0.5, float(mask.sum())
     sigma = 0.5 * np.sqrt(area / np.pi)
     yy, xx = np.mgrid[:h, :w] + 0.5
     return np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2)).astype(np.float32)
@@ -100,18 +110,11 @@ def deletion_drops(model: torch.nn.Module, batch: torch.Tensor, maps: np.ndarray
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
     objectives = [ClassifierOutputSoftmaxTarget(int(t)) for t in targets]
+    with torch.no_grad():
+        outputs = model(batch)
+    before = np.float32([objective(output).cpu().numpy() for objective, output in zip(objectives, outputs)])
     drops = []
     for fraction in fractions:
         metric = PerturbationConfidenceMetric(RemoveMostRelevantFirst(100 * (1 - fraction), BlurImputer(sigma)))
-        drops.append(-metric(batch, maps, objectives, model).reshape(-1))
+        drops.append(before - metric(batch, maps, objectives, model, return_diff=False).reshape(-1))
     return np.asarray(drops)
-
-
-def faithfulness(model: torch.nn.Module, batch: torch.Tensor, maps: np.ndarray, targets: Sequence[int], grid: int,
-                 fractions: Sequence[float], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per image, the mean drop over `fractions` for the heatmap and for random maps of the same coarseness."""
-    sigma = batch.shape[-1] / 16
-    cam = deletion_drops(model, batch, maps, targets, fractions, sigma).mean(axis=0)
-    noise = deletion_drops(model, batch, random_maps(maps.shape, grid, seed), targets, fractions, sigma).mean(axis=0)
-    return cam, noise
-

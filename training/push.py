@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from brain_tumor.errors import UserError, WeightsError
-from brain_tumor.weights import CARD_NAME, CONFIG_NAME, load_weights
+from brain_tumor.weights import CARD_NAME, CONFIG_NAME, verify_weights
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def push(args: argparse.Namespace) -> str:
     from huggingface_hub import HfApi
 
     folder = Path(args.weights)
-    load_weights(folder)  # verifies config and every shard's sha256
+    verify_weights(folder)  # the config and every shard's sha256
     if not (folder / CARD_NAME).is_file():
         raise WeightsError(f"{folder} has no {CARD_NAME} model card; re-export it with training.fit.")
     api = HfApi()  # reads HF_TOKEN

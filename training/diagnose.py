@@ -1,0 +1,140 @@
+"""What does a model rely on? `python -m training.diagnose --weights DIR [--out DIR]`.
+
+Accuracy when the cues a shortcut would use are taken away, and where the heatmap's mass lies:
+- clean Testing images as they are, with everything outside the head blacked out, and cropped to
+  the head (which removes its size, position and the black frame);
+- boxed figshare slices (evaluation part) as they are, and with the tumour box blanked (filled
+  with the head's median grey): if the class survives without the lesion, the lesion is not what
+  the model uses;
+- the share of the heatmap's mass outside the head, per class;
+- accuracy per file-name family of the Kaggle test images (a proxy for their source collection).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from brain_tumor.classes import CLASSES
+from brain_tumor.classifier import Classifier
+from brain_tumor.errors import UserError
+from brain_tumor.explain import class_activation_maps
+from brain_tumor.preprocess import normalize
+from training import twins
+from training.boxes import box_mask, read_boxes
+from training.data import DEFAULT_CACHE, decode_images, load_run_data, split_recipe_of
+from training.localisation import head_mask
+from training.report import predict_logits
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default=None, help="weights folder (default: the shipped weights)")
+    p.add_argument("--data", default=None, help="the Kaggle dataset (default: the one the weights' recipe names)")
+    p.add_argument("--boxes", default="../shared/data/figshare-tumour-boxes", help="figshare slices with boxes.csv")
+    p.add_argument("--out", default="diagnosis", help="where diagnosis.json and diagnosis.md go")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image cache ('' to disable)")
+    return p
+
+
+def masked_outside_head(images: np.ndarray) -> np.ndarray:
+    return np.stack([image * head_mask(image)[..., None] for image in images])
+
+
+def cropped_to_head(images: np.ndarray) -> np.ndarray:
+    out = []
+    for image in images:
+        ys, xs = np.nonzero(head_mask(image))
+        crop = image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        side = max(crop.shape[:2])  # pad to a square first, so the head keeps its shape
+        square = np.zeros((side, side, 3), np.uint8)
+        top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+        square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+        out.append(cv2.resize(square, image.shape[1::-1], interpolation=cv2.INTER_AREA))
+    return np.stack(out)
+
+
+def box_blanked(images: np.ndarray, boxes: list) -> np.ndarray:
+    out = images.copy()
+    for image, box in zip(out, boxes):
+        inside, head = box_mask(box, image.shape[0]), head_mask(image)
+        image[inside] = np.median(image[head & ~inside], axis=0) if (head & ~inside).any() else 0
+    return out
+
+
+def accuracy(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
+    tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    logits = predict_logits(classifier.model, tensor, classifier.config)
+    return float((logits.argmax(1).numpy() == labels).mean())
+
+
+def outside_head_share(classifier: Classifier, images: np.ndarray, labels: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Share of each true-class heatmap's mass outside the head."""
+    config, shares = classifier.config, []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        batch = normalize(torch.from_numpy(np.ascontiguousarray(chunk.transpose(0, 3, 1, 2))), config.mean, config.std)
+        method, layers = classifier.explain_settings()
+        maps, _ = class_activation_maps(classifier.model, config.architecture, batch, labels[start:start + batch_size], method, layers)
+        for heatmap, image in zip(maps, chunk):
+            shares.append(float(heatmap[~head_mask(image)].sum() / max(heatmap.sum(), 1e-9)))
+    return np.asarray(shares)
+
+
+def diagnose(args: argparse.Namespace) -> dict:
+    classifier = Classifier.from_pretrained(args.weights)
+    config = classifier.config
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    data = load_run_data(split_recipe_of(classifier.config, args.data), cache)
+    clean = twins.clean_mask(twins.thumbnails(data.test_images), data.pool_thumbs)
+    test = data.test_images[torch.from_numpy(np.flatnonzero(clean))].permute(0, 2, 3, 1).numpy()
+    labels = data.test.labels[clean]
+    slices = read_boxes(args.boxes, "eval")
+    boxed = decode_images([s.path for s in slices], config.image_size, config.clahe, cache_dir=cache, desc="boxes").permute(0, 2, 3, 1).numpy()
+    box_labels = np.array([s.label for s in slices])
+    boxes = [s.box_at(config.image_size) for s in slices]
+
+    result = {"weights": str(classifier.source), "n_clean_test": int(len(labels)), "n_boxed": len(slices)}
+    result["clean_test"] = {"as_is": accuracy(classifier, test, labels), "outside_head_blacked": accuracy(classifier, masked_outside_head(test), labels),
+                            "cropped_to_head": accuracy(classifier, cropped_to_head(test), labels)}
+    result["boxed"] = {"as_is": accuracy(classifier, boxed, box_labels), "tumour_box_blanked": accuracy(classifier, box_blanked(boxed, boxes), box_labels)}
+    shares = outside_head_share(classifier, test, labels)
+    result["heatmap_mass_outside_head"] = {CLASSES[c]: float(shares[labels == c].mean()) for c in np.unique(labels)}
+    names = [re.sub(r"\d+", "", p.stem) for p, keep in zip(data.test.paths, clean) if keep]
+    predicted = predict_logits(classifier.model, torch.from_numpy(np.ascontiguousarray(test.transpose(0, 3, 1, 2))), config).argmax(1).numpy()
+    result["per_file_family"] = {family: {"n": int(sum(n == family for n in names)),
+                                          "accuracy": float(np.mean([p == t for p, t, n in zip(predicted, labels, names) if n == family]))}
+                                 for family in sorted(set(names))}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diagnosis.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# What `{result['weights']}` relies on", "", "| images | as they are | changed | accuracy then |", "| --- | --- | --- | --- |",
+             f"| {result['n_clean_test']} clean Testing images | {result['clean_test']['as_is']:.2%} | outside the head blacked out | {result['clean_test']['outside_head_blacked']:.2%} |",
+             f"| | | cropped to the head | {result['clean_test']['cropped_to_head']:.2%} |",
+             f"| {result['n_boxed']} boxed figshare slices (evaluation part) | {result['boxed']['as_is']:.2%} | tumour box blanked | {result['boxed']['tumour_box_blanked']:.2%} |",
+             "", "Share of the heatmap's mass outside the head (clean Testing images): " +
+             ", ".join(f"{k} {v:.1%}" for k, v in result["heatmap_mass_outside_head"].items()), "",
+             "| file-name family (Testing, clean) | n | accuracy |", "| --- | --- | --- |"]
+    lines += [f"| `{k}` | {v['n']} | {v['accuracy']:.2%} |" for k, v in result["per_file_family"].items()]
+    (out / "diagnosis.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        diagnose(get_args_parser().parse_args(argv))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
