@@ -27,6 +27,8 @@ COPY --chown=app:app examples/ examples/
 COPY --chown=app:app app.py LICENSE ./
 
 USER app
+# Export both models to ONNX once, at build time, so the container starts without that step.
+RUN python -c "import app; app.load_models(None)"
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)" || exit 1

@@ -2,7 +2,10 @@
 #   make app         set up and start the web app on http://127.0.0.1:7860 (and its MCP tool)
 #   make test        set up and run the test suite (the quick part: a few minutes)
 #   make test-slow   the rest: multi-process training and the browser tests (CI runs both)
+# Add CPU=1 to take PyTorch's CPU-only wheels (download.pytorch.org) instead of the default CUDA build.
 PYTHON ?= python3
+CPU    ?=
+CPU_INDEX := https://download.pytorch.org/whl/cpu
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
@@ -10,6 +13,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(if $(CPU),$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --index-url $(CPU_INDEX) \
+		"torch==$$(sed -n 's/^torch==//p' requirements.txt)" "torchvision==$$(sed -n 's/^torchvision==//p' requirements.txt)",)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 

@@ -143,23 +143,26 @@ def layer_choices(model: Classifier) -> list[str]:
     return names + (["+".join(names)] if len(names) > 1 else [])
 
 
-def gallery_items(model: Classifier) -> list[tuple[str, str]]:
-    """(file, caption) per example: its true class and plane, and the model's answer when it is wrong."""
+def gallery_items(model: Classifier) -> tuple[list[tuple[str, str]], str]:
+    """(file, caption) per example, its true class and plane; and a note naming the examples the model gets wrong."""
     rows = list(csv.DictReader(open(EXAMPLES / "examples.csv", newline="")))
-    items = []
+    items, wrong = [], []
     for row, prediction in zip(rows, model.predict_batch([EXAMPLES / r["file"] for r in rows])):
-        text = f"{DISPLAY_NAMES[row['true_class']]} ({row['plane']})"
+        text = f"{DISPLAY_NAMES[row['true_class']]}, {row['plane']}"
         if prediction.label != row["true_class"]:
-            text += f" · misclassified as {DISPLAY_NAMES[prediction.label]}"
+            text += " (misclassified)"
+            wrong.append(f"{DISPLAY_NAMES[row['true_class']]} ({row['file']}) is classified as {DISPLAY_NAMES[prediction.label]}")
         items.append((str(EXAMPLES / row["file"]), text))
-    return items
+    note = ("Captions give each example's true class and plane. Shown on purpose: " + "; ".join(wrong) + " by the default model.") if wrong else \
+        "Captions give each example's true class and plane."
+    return items, note
 
 
 def build_app(models: dict[str, Classifier]) -> gr.Blocks:
     names = list(models)
     default = models[names[0]]
     by_display = {DISPLAY_NAMES[c]: c for c in default.classes}
-    gallery = gallery_items(default)
+    gallery, gallery_note = gallery_items(default)
 
     def pick(model_name: str | None) -> Classifier:
         return models.get(model_name or names[0]) or default
@@ -186,9 +189,10 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
     def on_upload(payload, model_name, method, layer, opacity):
         picture = read_upload(payload)
         if picture is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(),) * 8
         explanation = explain(picture, model_name, PREDICTED, method, layer)
-        return (picture, *show(explanation, opacity, Path(upload_name(payload)).stem), gr.update(value=PREDICTED))
+        # The box empties again, ready for the next slice; "Your slice" shows this one.
+        return (picture, *show(explanation, opacity, Path(upload_name(payload)).stem), gr.update(value=PREDICTED), None)
 
     def on_example(model_name, method, layer, opacity, event: gr.SelectData):
         path, _ = gallery[event.index]
@@ -315,20 +319,22 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
                     report_file = gr.File(label="Report", visible=False, elem_id="report-file", interactive=False)
             model_line = gr.Markdown(describe_model(default), elem_id="model-line")
             examples = gr.Gallery(value=gallery, label="Examples from the Testing split (no training twin): click one to analyse it",
-                                  columns=8, height=200, allow_preview=False, elem_id="examples")
+                                  columns=4, height="auto", allow_preview=False, elem_id="examples")
+            gr.Markdown(gallery_note, elem_id="examples-note")
         with gr.Tab("Many slices"):
             batch_files = gr.File(label="Slices: images, DICOM files, or a .zip of them", file_count="multiple", type="filepath", elem_id="batch-files")
             batch_button = gr.Button("Classify all", variant="primary", elem_id="batch-run")
             batch_table = gr.Dataframe(headers=["", "file", "label", "confidence %", "warning or error"],
                                        datatype=["html", "str", "str", "number", "str"], interactive=False,
-                                       wrap=True, elem_id="batch-table", label="Click a row to see its heatmap")
+                                       wrap=True, column_widths=["64px", "30%", "15%", "10%", "45%"], elem_id="batch-table",
+                                       label="Click a row to see its heatmap; click a column's name to sort")
             batch_csv = gr.File(label="CSV of all rows", interactive=False, elem_id="batch-csv")
             batch_overlay = gr.Image(label="Heatmap of the chosen row", type="pil", format="jpeg", interactive=False, height=360, elem_id="batch-heatmap")
             batch_caption = gr.Markdown(elem_id="batch-caption")
             batch_state = gr.State()
 
         results = [summary, label, overlay, explained, state]
-        upload.change(on_upload, [upload, model_choice, method, layer, opacity], [preview, *results, target],
+        upload.change(on_upload, [upload, model_choice, method, layer, opacity], [preview, *results, target, upload],
                       api_visibility="private", preprocess=False, concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
         examples.select(on_example, [model_choice, method, layer, opacity], [preview, *results, target],
                         api_visibility="private", concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)

@@ -42,7 +42,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     p.add_argument("--method", choices=OFFERED, default=None, help="explanation method (default: the weights' own)")
     p.add_argument("--layer", default=None, help="explained layer(s) (default: the weights' own)")
-    p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch", help="what runs predict (explain is PyTorch)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx", "onnx-int8"], default="auto",
+                   help="what runs the network: auto (onnxruntime when installed), torch, onnx, onnx-int8")
     return p
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     images = synthetic_slices(16)
     probe = classifier.explain(images[0], method=args.method, layer=args.layer)
     print(f"{config.architecture} at {config.image_size} px on CPU, {torch.get_num_threads()} threads, 512×512 inputs; "
-          f"predict by {args.backend}; explain = {probe.method} at {probe.layer}")
+          f"backend {classifier.backend}; explain = {probe.method} at {probe.layer}")
     if config.architecture == "resnet50" and config.image_size == 224:
         rate = matmul_gflops()
         print(f"float32 matmul rate {rate:.0f} GFLOP/s: a ResNet-50 forward pass ({RESNET50_GFLOPS} GFLOP) cannot beat "

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20, help="requests per client")
     parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=50, help="slices in one timed classify_batch call (0: none)")
     args = parser.parse_args(argv)
     from gradio_client import Client
 
@@ -66,6 +67,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the app, predict + heatmap, {args.requests} requests: {stats(app_times)}")
         above = [a - e for a, e in zip(app_times, echo_times)]
         print(f"the app above Gradio's own round trip: p50 {1000 * statistics.median(above):.0f} ms")
+
+        if args.batch:
+            import shutil
+            import tempfile
+
+            from gradio_client import handle_file
+
+            with tempfile.TemporaryDirectory() as tmp:
+                files = []
+                for i in range(args.batch):  # distinct names, the examples in turn
+                    files.append(Path(tmp) / f"{i:03d}-{EXAMPLES[i % len(EXAMPLES)].name}")
+                    shutil.copy(EXAMPLES[i % len(EXAMPLES)], files[-1])
+                t0 = time.perf_counter()
+                rows, _ = client.predict([handle_file(str(f)) for f in files], api_name="/classify_batch")
+                took = time.perf_counter() - t0
+            print(f"classify_batch of {args.batch} slices: {took:.1f} s ({1000 * took / args.batch:.0f} ms a slice), "
+                  f"{sum(r['error'] is None for r in rows)} classified")
 
         if args.clients > 1:
             def worker(index: int) -> tuple[list[float], int]:

@@ -16,4 +16,4 @@ __all__ = [
     "ModelConfig", "Prediction", "PretrainedWeightsError", "UsageError", "UserError", "WeightsError", "create_model",
     "load_image", "model_config", "normalize_class_name", "preprocess", "resolve_weights",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

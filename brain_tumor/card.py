@@ -73,7 +73,7 @@ def _localisation_text(config: ModelConfig) -> str:
         return "Not measured for these weights (`python -m training.evaluate_cam`)."
     prior = local.get("prior", {})
     lo, hi = local.get("pointing_game_ci95", [None, None])
-    interval = f" (95% CI {lo:.2f}–{hi:.2f})" if lo is not None else ""
+    interval = f" (95% CI {lo:.0%}–{hi:.0%})" if lo is not None else ""
     return (f"On {local['n']} figshare slices with tumour boxes kept out of all training and selection, the heatmap "
             f"({local['method']} at {local['layer']}) has its maximum inside the tumour box on **{local['pointing_game']:.0%}** of "
             f"them{interval}, and {local['energy_ratio']:.1f}× the box's share of its energy inside the box. A blind guess (a Gaussian "

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,7 +14,9 @@ from torch import nn
 
 from brain_tumor.config import ModelConfig
 from brain_tumor.images import ImageSource, load_image
-from brain_tumor.onnx_backend import ONNX_NAME, OnnxLogits, onnx_bytes, quantize_int8
+from brain_tumor.models import get_architecture
+from brain_tumor.onnx_backend import OnnxRunner, cached_onnx
+from brain_tumor.onnx_backend import available as onnx_available
 from brain_tumor.errors import UsageError
 from brain_tumor.explain import DEFAULT_METHOD, class_activation_maps, method_class, parse_layers
 from brain_tumor.ood import describe, input_scores, reasons
@@ -23,7 +24,7 @@ from brain_tumor.preprocess import preprocess
 from brain_tumor.weights import load_model, resolve_weights, save_weights, weights_version
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,36 +85,34 @@ class Classifier:
         self.model = model.to(self.device).eval()
         if backend not in BACKENDS:
             raise UsageError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+        if backend == "auto":  # onnxruntime predicts faster on CPUs (benchmarks.latency), when it is installed
+            backend = "onnx" if self.device.type == "cpu" and onnx_available() else "torch"
         self.backend = backend
         self._onnx = None
         if backend != "torch":
-            self._onnx = OnnxLogits(self._onnx_model(Path(source) if source else None, backend == "onnx-int8"))
+            cut = self.explanation_start()
+            model_bytes = cached_onnx(self.model, config, self.version, cut, backend == "onnx-int8")
+            self._onnx = OnnxRunner(model_bytes, cut)
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, revision: str | None = None, device: str = "cpu", *,
-                        backend: str = "torch", token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
+                        backend: str = "auto", token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
                         local_files_only: bool = False) -> "Classifier":
         """Load from a weights folder, a Hugging Face Hub id, or (None) the default weights.
 
-        backend: "torch", or "onnx" / "onnx-int8" to predict with onnxruntime (explanations stay in
-        PyTorch). revision, token, cache_dir and local_files_only go to huggingface_hub for a Hub id.
+        backend: what computes predictions: "torch", "onnx" / "onnx-int8" (onnxruntime; explanations stay
+        in PyTorch), or "auto": onnxruntime on a CPU when it is installed, as it predicts faster there. revision, token, cache_dir and local_files_only go to huggingface_hub for a Hub id.
         Every shard's sha256 is checked against config.json before anything is loaded.
         """
         folder = resolve_weights(source, revision=revision, token=token, cache_dir=cache_dir, local_files_only=local_files_only)
         model, config = load_model(folder)
         return cls(model, config, device=device, source=str(folder), backend=backend)
 
-    def _onnx_model(self, folder: Path | None, int8: bool) -> bytes:
-        """The folder's model.onnx (or model.int8.onnx) when it has one, else exported now."""
-        name = ONNX_NAME.replace(".onnx", ".int8.onnx") if int8 else ONNX_NAME
-        if folder is not None and (folder / name).is_file():
-            return (folder / name).read_bytes()
-        exported = onnx_bytes(self.model, self.config)
-        if not int8:
-            return exported
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / ONNX_NAME).write_bytes(exported)
-            return quantize_int8(Path(tmp) / ONNX_NAME, Path(tmp) / name).read_bytes()
+    def explanation_start(self, layers: Sequence[str] | None = None) -> str:
+        """The stage an explanation of `layers` (default: the weights' own) starts its backward pass from: the earliest."""
+        layers = layers or self.explain_settings()[1]
+        names = [name for name, _ in get_architecture(self.config.architecture).stages(self.model)]
+        return min(layers, key=names.index)
 
     def save_pretrained(self, directory: str | os.PathLike, card: str | None = None) -> Path:
         return save_weights(self.model.state_dict(), self.config, Path(directory), card=card)
@@ -145,7 +144,7 @@ class Classifier:
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw logits of normalised N×3×S×S inputs, from the backend chosen at load time."""
         if self._onnx is not None:
-            return self._onnx(batch)
+            return self._onnx.logits(batch)
         with torch.inference_mode():
             return self.model(batch.to(self.device))
 
@@ -177,7 +176,13 @@ class Classifier:
         picture = load_image(image)
         batch = self._batch([picture])
         targets = None if target is None else [self.classes.index(target)]
-        maps, logits = class_activation_maps(self.model, self.config.architecture, batch, targets, method, layers)
+        if self._onnx is not None and self.explanation_start(layers) == self._onnx.cut:
+            # onnxruntime runs the network below the cut; PyTorch only the stages above it, with gradients.
+            start, inputs = self._onnx.cut, self._onnx.activations(batch)
+        else:
+            start, inputs = None, batch
+        maps, logits = class_activation_maps(self.model, self.config.architecture, inputs, targets, method, layers, start=start,
+                                             size=tuple(batch.shape[-2:]))
         prediction = self._to_predictions(batch, logits)[0]
         heatmap = cv2.resize(maps[0], picture.size, interpolation=cv2.INTER_LINEAR)
         return Explanation(target=target or prediction.label, heatmap=np.clip(heatmap, 0.0, 1.0), image=picture,

@@ -4,8 +4,9 @@
 - timm: a folder that `timm.create_model("local-dir:PATH", pretrained=True)` (or `hf-hub:OWNER/NAME` once
   pushed) loads with the same logits, written by timm's own save_for_hf; the temperature, the
   out-of-distribution bounds and the class names go to brain_tumor.json beside it.
-- onnx: one ONNX file with a dynamic batch axis, for onnxruntime (`Classifier.from_pretrained(...,
-  backend="onnx")`); --int8 also quantises its weights dynamically (onnxruntime.quantization).
+- onnx: one ONNX file with a dynamic batch axis, input `pixels` (normalised N×3×S×S), outputs `logits`
+  and `activations` (where explanations start); --int8 also quantises its weights dynamically
+  (onnxruntime.quantization). Classifier.from_pretrained(..., backend="onnx") makes and caches its own.
 """
 from __future__ import annotations
 
@@ -56,14 +57,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
-        classifier = Classifier.from_pretrained(args.weights)
+        classifier = Classifier.from_pretrained(args.weights, backend="torch")
         out = Path(args.out)
         if args.format == "timm":
             export_timm(classifier, out)
             print(f"timm folder: {out} (timm.create_model('local-dir:{out}', pretrained=True))")
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(onnx_bytes(classifier.model, classifier.config))
+            out.write_bytes(onnx_bytes(classifier.model, classifier.config, classifier.explanation_start()))
             print(f"ONNX model: {out}")
             if args.int8:
                 print(f"int8 ONNX model: {quantize_int8(out, out.with_suffix('.int8.onnx'))}")

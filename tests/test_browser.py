@@ -59,11 +59,12 @@ def test_an_upload_shows_answer_heatmap_caption_and_legend(page):
     upload(page, EXAMPLES[0])
     wait_for_label(page, "Glioma")
     assert "Glioma" in page.locator("#headline").inner_text() and "confidence" in page.locator("#headline").inner_text()
+    page.wait_for_function("document.querySelector('#overlay img')?.complete && document.querySelector('#overlay img').naturalWidth > 0")
     assert page.evaluate("document.querySelector('#overlay img').naturalWidth") == Image.open(EXAMPLES[0]).width
     assert "Heatmap for: Glioma" in page.locator("#caption").inner_text()
     assert page.locator(".legend").is_visible() and "raised the score most" in page.locator(".legend").inner_text()
     assert "not a medical device" in page.locator("#notice").inner_text()
-    assert "pointing" in page.locator("#model-line").inner_text()
+    assert "inside the tumour box" in page.locator("#model-line").inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-screenshot.png"), full_page=True)
 
 
@@ -102,7 +103,9 @@ def test_an_explained_class_is_named_and_a_new_image_returns_to_the_predicted_cl
 
 def test_the_gallery_names_true_class_plane_and_mistakes(page):
     captions = page.locator("#examples").inner_text()
-    assert "Meningioma (coronal)" in captions and "Glioma (axial)" in captions and "Pituitary tumour (coronal)" in captions
+    assert "Meningioma, coronal" in captions and "Glioma, axial" in captions and "Pituitary tumour, coronal" in captions
+    note = page.locator("#examples-note").inner_text()
+    assert "true class and plane" in note and ("misclassified" not in captions or "is classified as" in note)
     page.locator("#examples button.thumbnail-item, #examples .thumbnail-item").nth(2).click()
     wait_for_label(page, "Meningioma")
 

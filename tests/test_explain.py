@@ -143,7 +143,7 @@ def test_compare_ranks_every_method_and_refuses_to_choose_on_the_evaluation_part
     run_module("training.evaluate_cam", "--weights", weights, "--boxes", boxes_folder, "--out", tmp_path / "b", "--compare",
                "--write-config", "--part", "train", "--faithfulness-n", "0", "--cache-dir", "")
     rows = json.loads((tmp_path / "b" / "compare.json").read_text())["rows"]
-    assert len(rows) == len(METHODS) * 3
+    assert len(rows) == len(METHODS) * 3  # every method at layer3, layer4 and both
     assert [r["pointing_game"] for r in rows] == sorted((r["pointing_game"] for r in rows), reverse=True)
     chosen = Classifier.from_pretrained(weights)  # still loads; the default now comes from the comparison
     assert chosen.config.explanation["method"] == rows[0]["method"] and chosen.config.explanation["layer"] == rows[0]["layer"]

@@ -38,7 +38,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def calibrate(args: argparse.Namespace) -> dict:
     folder = Path(args.weights)
-    classifier = Classifier.from_pretrained(folder)
+    classifier = Classifier.from_pretrained(folder, backend="torch")
     model, config = classifier.model, classifier.config
     data = load_run_data(split_recipe_of(classifier.config, args.data), Path(args.cache_dir) if args.cache_dir else None)
     section = ood_section(model, config, data.val_images if data.val_images is not None else torch.empty(0), quantile=args.quantile)

@@ -88,7 +88,7 @@ def outside_head_share(classifier: Classifier, images: np.ndarray, labels: np.nd
 
 
 def diagnose(args: argparse.Namespace) -> dict:
-    classifier = Classifier.from_pretrained(args.weights)
+    classifier = Classifier.from_pretrained(args.weights, backend="torch")
     config = classifier.config
     cache = Path(args.cache_dir) if args.cache_dir else None
     data = load_run_data(split_recipe_of(classifier.config, args.data), cache)

@@ -16,6 +16,7 @@ import torch
 
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UserError
+from brain_tumor.preprocess import normalize
 from training import plots, twins
 from training.data import DEFAULT_CACHE, SPLIT_NAMES, DatasetError, Split, decode_images, discover, read_split
 from training.records import record_test_metrics
@@ -30,6 +31,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", default=None, help="the training images (a folder of class folders, or a dataset root) to find leaked twins")
     p.add_argument("--out", default="eval-report", help="where metrics.json, the PNGs and summary.md go")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch", help="what computes the logits")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--twin-threshold", type=float, default=twins.DEFAULT_THRESHOLD)
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image cache ('' to disable)")
@@ -76,12 +78,16 @@ def summary_markdown(metrics: dict, classes, weights: str, data: str) -> str:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    classifier = Classifier.from_pretrained(args.weights, device=args.device)
+    classifier = Classifier.from_pretrained(args.weights, device=args.device, backend=args.backend)
     config, classes = classifier.config, classifier.classes
     cache = Path(args.cache_dir) if args.cache_dir else None
     split = load_split(args.data, args.split)
     images = decode_images(split.paths, config.image_size, config.clahe, cache_dir=cache, desc="test")
-    logits = predict_logits(classifier.model, images, config, args.device, args.batch_size, progress=True)
+    if args.backend == "torch":
+        logits = predict_logits(classifier.model, images, config, args.device, args.batch_size, progress=True)
+    else:
+        logits = torch.cat([classifier.logits(normalize(images[i:i + args.batch_size], config.mean, config.std))
+                            for i in range(0, len(images), args.batch_size)])
     probs = torch.softmax(logits / config.temperature, dim=1).numpy()
     reference = None
     if args.train_data:
@@ -89,7 +95,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         reference = twins.thumbnails(decode_images(train.paths, config.image_size, config.clahe, cache_dir=cache, desc="train"))
     found = measure(probs, split, images, reference, args.twin_threshold, classes)
     metrics = {**found.pop("all"), **found}
-    metrics.update(weights=str(classifier.source), data=str(args.data), split=args.split, temperature=config.temperature)
+    metrics.update(weights=str(classifier.source), data=str(args.data), split=args.split, temperature=config.temperature, backend=args.backend)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

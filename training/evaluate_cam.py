@@ -49,6 +49,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-class", type=int, default=None, help="use at most this many slices of each class")
     p.add_argument("--faithfulness-n", type=int, default=60, help="slices (spread over the classes) for the faithfulness measure; 0 skips it")
     p.add_argument("--compare", action="store_true", help="score every method at every candidate layer and write compare.md")
+    p.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=sorted(METHODS),
+                   help="the methods --compare scores (EigenCAM's full SVD is slow on large maps, e.g. the baseline's block2)")
     p.add_argument("--write-config", action="store_true",
                    help="store the figures (and with --compare, the best method as the default) in the weights folder")
     p.add_argument("--batch-size", type=int, default=16)
@@ -224,7 +226,7 @@ def candidate_layers(architecture: str) -> list[tuple[str, ...]]:
 
 
 def evaluate_cam(args: argparse.Namespace) -> dict:
-    classifier = Classifier.from_pretrained(args.weights)
+    classifier = Classifier.from_pretrained(args.weights, backend="torch")
     config = classifier.config
     if args.compare and args.write_config and args.part != "train":
         raise DatasetError("Choosing a default method with --compare --write-config must use --part train; "
@@ -244,7 +246,7 @@ def evaluate_cam(args: argparse.Namespace) -> dict:
     shown = grid_indices(labels)
     keep = np.union1d(faithful, shown)
     if args.compare:
-        combos = [(method, layers) for layers in candidate_layers(config.architecture) for method in METHODS]
+        combos = [(method, layers) for layers in candidate_layers(config.architecture) for method in args.methods]
     else:
         combos = [classifier.explain_settings(args.method, args.layer)]
     rows, kept_maps = score(classifier, images, slices, combos, faithful, keep, args.batch_size)

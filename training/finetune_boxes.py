@@ -1,8 +1,8 @@
 """Teach the last stage of a trained ResNet-50 to look at the tumour, within reach of a CPU:
 `python -m training.finetune_boxes --init weights/resnet50 --out runs/boxes-a [--dilate] [--box-weight 3]`.
 
-The stem to layer3 stay as they are: their output is computed once per image and cached (float16).
-layer4 and the linear head train on that cache with cross-entropy plus a penalty on the share of the
+The stem to layer3 (or, with --train-from layer3, to layer2) stay as they are: their output is computed
+once per image and cached (float16). The rest and the linear head train on that cache with cross-entropy plus a penalty on the share of the
 class activation map lying outside the tumour box, for the training images that carry a box: the
 Kaggle Training images that are near-identical twins of boxed figshare slices of the *train* part
 (training.boxes). --dilate keeps layer4's map at 14×14 instead of 7×7.
@@ -57,6 +57,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="the Kaggle dataset (default: the one the --init recipe names)")
     p.add_argument("--boxes", default="../shared/data/figshare-tumour-boxes", help="figshare slices with boxes.csv")
     p.add_argument("--out", required=True, help="run folder (log, metrics.csv, weights/)")
+    p.add_argument("--train-from", choices=TRAINABLE, default="layer4", help="the first stage that trains (layer3 trains layer3 and layer4)")
     p.add_argument("--dilate", action="store_true", help="dilate layer4: a 14×14 map instead of 7×7 (about 3× the compute)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--lr", type=float, default=0.01, help="peak SGD learning rate (cosine decay)")
@@ -75,17 +76,21 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------- frozen features
 
-def frozen_features(classifier: Classifier, images: torch.Tensor, cache: Path, name: str, batch_size: int = 32) -> torch.Tensor:
-    """float16 layer3 outputs of uint8 images through the frozen stem..layer3, cached on disk."""
+TRAINABLE = ("layer3", "layer4")  # where the trainable part may begin; everything below it stays frozen
+FROZEN_OUTPUT = {"layer3": "layer2", "layer4": "layer3"}
+
+
+def frozen_features(classifier: Classifier, images: torch.Tensor, cache: Path, name: str, stage: str, batch_size: int = 32) -> torch.Tensor:
+    """float16 outputs of the frozen stem..`stage` for uint8 images, cached on disk."""
     config = classifier.config
     key = hashlib.sha256(classifier.version.encode() + images[:, :, ::16, ::16].numpy().tobytes()).hexdigest()[:16]
-    path = cache / f"layer3-{name}-{len(images)}-{key}.npy"
+    path = cache / f"{stage}-{name}-{len(images)}-{key}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path))
     out = []
-    for start in tqdm(range(0, len(images), batch_size), desc=f"layer3 features: {name}", leave=False):
+    for start in tqdm(range(0, len(images), batch_size), desc=f"{stage} features: {name}", leave=False):
         x = normalize(images[start:start + batch_size], config.mean, config.std)
-        out.append(run_stages(classifier.model, config.architecture, x, None, "layer3").half())
+        out.append(run_stages(classifier.model, config.architecture, x, None, stage).half())
     features = torch.cat(out)
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path.with_suffix(".tmp.npy"), features.numpy())
@@ -94,14 +99,15 @@ def frozen_features(classifier: Classifier, images: torch.Tensor, cache: Path, n
 
 
 class Top(nn.Module):
-    """layer4, pooling and the head: the part that trains. Returns (logits, layer4 features)."""
+    """The part that trains: layer3 (if asked) and layer4, pooling and the head. Returns (logits, layer4 features)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, first: str = "layer4"):
         super().__init__()
-        self.layer4, self.fc = model.layer4, model.fc
+        self.blocks = nn.Sequential(*([model.layer3] if first == "layer3" else []), model.layer4)
+        self.fc = model.fc
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.layer4(x)
+        features = self.blocks(x)
         return self.fc(features.mean((2, 3))), features
 
 
@@ -149,7 +155,7 @@ def main(args: argparse.Namespace) -> dict:
     log = RunLog(out, 0, FIELDS)
     cache = Path(args.cache_dir)
     start_time = time.perf_counter()
-    classifier = Classifier.from_pretrained(args.init)
+    classifier = Classifier.from_pretrained(args.init, backend="torch")
     config = classifier.config
     if config.architecture not in ("resnet50", "resnet50_dilated"):
         raise UsageError(f"--init must be a ResNet-50 weights folder; {args.init} holds {config.architecture}.")
@@ -172,14 +178,15 @@ def main(args: argparse.Namespace) -> dict:
              f"box validation: {len(boxval)} train-part slices with no twin in Training; evaluation part kept aside: {len(eval_slices)}")
 
     # 2. Frozen features, once.
-    feats = {name: frozen_features(classifier, images, cache, name) for name, images in
+    frozen = FROZEN_OUTPUT[args.train_from]
+    feats = {name: frozen_features(classifier, images, cache, name, frozen) for name, images in
              (("train", data.train_images), ("val", data.val_images), ("test", data.test_images), ("boxval", boxval_images))}
     masks, has_box = masks_for(train_boxes, len(data.train), side)
 
     # 3. The part that trains.
     model = create_model("resnet50_dilated" if args.dilate else "resnet50", len(config.classes))
     model.load_state_dict(classifier.model.state_dict())
-    top = Top(model)
+    top = Top(model, args.train_from)
     optimizer = torch.optim.SGD(top.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
     boxed = np.flatnonzero(has_box.numpy())
     others = np.flatnonzero(~has_box.numpy())
@@ -261,7 +268,7 @@ def main(args: argparse.Namespace) -> dict:
     new_config.provenance = {
         "data": f"{split.data}: the Training split of {args.init}'s run, {len(data.train)} train / {len(data.val)} validation; "
                 f"{len(train_boxes)} training images carry a tumour box from a twin among the train part of {args.boxes}",
-        "init": f"{args.init} (weights {classifier.version}); stem to layer3 frozen",
+        "init": f"{args.init} (weights {classifier.version}); stem to {frozen} frozen",
         "recipe": {**{k: v for k, v in vars(args).items() if k not in ("out", "cache_dir")}, **dataclasses.asdict(split)},
         "hardware": f"CPU ({platform.processor() or platform.machine()})", "wall_time_s": round(wall, 1), "torch": torch.__version__,
         "date": datetime.date.today().isoformat(), "split_notes": data.notes,

@@ -1,0 +1,63 @@
+"""Other formats: timm folders and ONNX files with the same outputs, and the onnxruntime backend."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from brain_tumor import Classifier, preprocess
+from tests.helpers import EXAMPLES, colour_photo, one_sentence, run_module
+
+
+def test_a_timm_export_gives_identical_logits(tiny_resnet, tmp_path):
+    timm = pytest.importorskip("timm")
+    out = tmp_path / "timm"
+    run_module("brain_tumor.export", "--weights", tiny_resnet, "--format", "timm", "--out", out)
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    classifier = Classifier.from_pretrained(tiny_resnet, backend="torch")
+    batch = torch.stack([preprocess(path, classifier.config) for path in EXAMPLES])
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch), classifier.logits(batch), rtol=0, atol=0)
+    assert model.pretrained_cfg["input_size"] == (3, 64, 64) and tuple(model.pretrained_cfg["mean"]) == classifier.config.mean
+    extra = json.loads((out / "brain_tumor.json").read_text())
+    assert extra["temperature"] == classifier.config.temperature and extra["classes"] == list(classifier.classes)
+
+
+def test_the_baseline_has_no_timm_form(tiny_baseline, tmp_path):
+    result = run_module("brain_tumor.export", "--weights", tiny_baseline, "--format", "timm", "--out", tmp_path / "t", expect=2)
+    assert "timm has no baseline architecture" in result.stderr and one_sentence(result.stderr.strip()[len("error: "):])
+
+
+def test_an_onnx_file_runs_any_batch_size(tiny_resnet, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = tmp_path / "m.onnx"
+    run_module("brain_tumor.export", "--weights", tiny_resnet, "--format", "onnx", "--out", path, "--int8")
+    classifier = Classifier.from_pretrained(tiny_resnet, backend="torch")
+    batch = torch.stack([preprocess(p, classifier.config) for p in EXAMPLES[:3]])
+    for model_file in (path, path.with_suffix(".int8.onnx")):
+        session = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+        for n in (1, 3):
+            logits = session.run(["logits"], {"pixels": batch[:n].numpy()})[0]
+            assert logits.shape == (n, 4)
+    np.testing.assert_allclose(session_logits(path, batch), classifier.logits(batch).numpy(), atol=1e-4)
+
+
+def session_logits(path, batch):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["logits"], {"pixels": batch.numpy()})[0]
+
+
+def test_the_onnx_backend_predicts_and_explains_like_pytorch(shipped_resnet):
+    pytest.importorskip("onnxruntime")
+    fast = Classifier.from_pretrained(shipped_resnet.source, backend="onnx")
+    torch_only = Classifier.from_pretrained(shipped_resnet.source, backend="torch")
+    inputs = [*EXAMPLES, colour_photo()]
+    for ours, reference in zip(fast.predict_batch(inputs), torch_only.predict_batch(inputs)):
+        assert ours.label == reference.label and ours.ood_reasons == reference.ood_reasons
+        assert max(abs(ours.probabilities[c] - reference.probabilities[c]) for c in ours.probabilities) < 1e-4
+    assert fast.predict(colour_photo()).out_of_distribution
+    for layer in ("layer4", "layer3+layer4"):
+        np.testing.assert_allclose(fast.explain(EXAMPLES[0], layer=layer).heatmap, torch_only.explain(EXAMPLES[0], layer=layer).heatmap, atol=1e-5)
