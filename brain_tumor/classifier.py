@@ -13,16 +13,15 @@ from PIL import Image
 from torch import nn
 
 from brain_tumor.config import ModelConfig
+from brain_tumor.errors import UsageError
+from brain_tumor.explain import DEFAULT_METHOD, class_activation_maps, method_class, parse_layers
 from brain_tumor.images import ImageSource, load_image
 from brain_tumor.models import get_architecture
 from brain_tumor.onnx_backend import OnnxRunner, cached_onnx
 from brain_tumor.onnx_backend import available as onnx_available
-from brain_tumor.errors import UsageError
-from brain_tumor.explain import DEFAULT_METHOD, class_activation_maps, method_class, parse_layers
 from brain_tumor.ood import describe, input_scores, reasons
 from brain_tumor.preprocess import preprocess
 from brain_tumor.weights import load_model, resolve_weights, save_weights, weights_version
-
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 

@@ -10,8 +10,8 @@ import io
 
 import numpy as np
 
-from brain_tumor.classes import DISPLAY_NAMES
 from brain_tumor.card import NOTICE_PLAIN
+from brain_tumor.classes import DISPLAY_NAMES
 
 
 def report_pdf(explanation, model_line: str, weights_version: str, title: str = "Brain tumour MRI classifier") -> bytes:

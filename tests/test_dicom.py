@@ -14,7 +14,6 @@ from pydicom.uid import JPEG2000Lossless  # noqa: E402
 
 from tests.helpers import make_dicom  # noqa: E402
 
-
 RAMP = np.tile(np.linspace(0, 4000, 64).astype(np.uint16), (48, 1))  # dark left, bright right
 
 

@@ -11,7 +11,6 @@ from brain_tumor import InvalidImageError, load_image
 from tests.helpers import EXAMPLES, encode, one_sentence, png_header_only
 
 
-
 @pytest.fixture(scope="module")
 def grey() -> np.ndarray:
     rng = np.random.default_rng(0)

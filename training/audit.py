@@ -17,6 +17,7 @@ from brain_tumor.errors import UserError
 from training import twins
 from training.data import DEFAULT_CACHE, decode_images, discover
 
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="dataset root (Kaggle, Roboflow) or one folder of class folders")

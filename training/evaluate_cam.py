@@ -26,7 +26,7 @@ from tqdm import tqdm
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UserError
-from brain_tumor.explain import METHODS, class_activation_maps, parse_layers, run_stages
+from brain_tumor.explain import METHODS, class_activation_maps, run_stages
 from brain_tumor.models import get_architecture
 from brain_tumor.preprocess import normalize
 from training import plots

@@ -33,8 +33,7 @@ from training.calibration import fit_temperature, ood_section
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, load_run_data
 from training.metrics import classification_metrics
 from training.report import measure, predict_logits
-from training.runtime import (CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint,
-                              pick_device, seed_everything, setup_distributed, teardown, unwrap)
+from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, pick_device, seed_everything, setup_distributed, teardown, unwrap
 
 # The reference recipes; any flag given on the command line overrides these.
 RECIPES = {
