@@ -174,10 +174,12 @@ def test_finetune_boxes_carries_boxes_to_twins_and_exports(kaggle_dataset, tiny_
     boxes = tmp_path / "boxes"
     (boxes / "glioma").mkdir(parents=True)
     rows = []
-    sources = sorted((kaggle_dataset / "Training" / "glioma_tumor").glob("Tr-0-00[0-4].png")) + \
+    unseen = tmp_path / "unseen.png"  # a train-part slice with no twin anywhere: the box validation
+    synthetic_slice(0, 777).save(unseen)
+    sources = sorted((kaggle_dataset / "Training" / "glioma_tumor").glob("Tr-0-00[0-4].png")) + [unseen] + \
         sorted((kaggle_dataset / "Testing" / "glioma_tumor").glob("Te-0-00[0-2].png"))
     for k, source in enumerate(sources):
-        number = EVAL_FROM["glioma"] - GUARD - 10 + k if k < 5 else EVAL_FROM["glioma"] + k
+        number = EVAL_FROM["glioma"] - GUARD - 10 + k if k < 6 else EVAL_FROM["glioma"] + k
         shutil.copy(source, boxes / "glioma" / f"{number}.png")
         rows.append(f"glioma/{number}.png,glioma,48,48,6,6,22,22")
     (boxes / "boxes.csv").write_text("path,label,width,height,x_min,y_min,x_max,y_max\n" + "\n".join(rows) + "\n")
@@ -187,6 +189,7 @@ def test_finetune_boxes_carries_boxes_to_twins_and_exports(kaggle_dataset, tiny_
     log = (out / "train_log.txt").read_text()
     carried = int(log.split("boxes carried to training images: ")[1].split()[0])
     assert carried >= 3  # the copies of training images that the validation split did not take
+    assert "box validation: 1 train-part slices" in log
     config = Classifier.from_pretrained(out / "weights").config
     assert config.explanation["layer"] == "layer4" and {"test", "test_clean", "validation"} <= set(config.metrics)
     assert "stem to layer3 frozen" in config.provenance["init"]

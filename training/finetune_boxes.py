@@ -70,7 +70,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-bn", action="store_true", help="let layer4's batch-norm statistics move (default: frozen, as the frozen trunk feeds them)")
     p.add_argument("--accuracy-slack", type=float, default=0.005, help="validation accuracy an epoch may lose against --init and still be kept")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where decoded images and frozen features are cached")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where decoded images and frozen features are cached ('' to disable)")
     return p
 
 
@@ -80,18 +80,20 @@ TRAINABLE = ("layer3", "layer4")  # where the trainable part may begin; everythi
 FROZEN_OUTPUT = {"layer3": "layer2", "layer4": "layer3"}
 
 
-def frozen_features(classifier: Classifier, images: torch.Tensor, cache: Path, name: str, stage: str, batch_size: int = 32) -> torch.Tensor:
-    """float16 outputs of the frozen stem..`stage` for uint8 images, cached on disk."""
+def frozen_features(classifier: Classifier, images: torch.Tensor, cache: Path | None, name: str, stage: str, batch_size: int = 32) -> torch.Tensor:
+    """float16 outputs of the frozen stem..`stage` for uint8 images, cached on disk unless `cache` is None."""
     config = classifier.config
     key = hashlib.sha256(classifier.version.encode() + images[:, :, ::16, ::16].numpy().tobytes()).hexdigest()[:16]
-    path = cache / f"{stage}-{name}-{len(images)}-{key}.npy"
-    if path.is_file():
+    path = cache / f"{stage}-{name}-{len(images)}-{key}.npy" if cache is not None else None
+    if path is not None and path.is_file():
         return torch.from_numpy(np.load(path))
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=f"{stage} features: {name}", leave=False):
         x = normalize(images[start:start + batch_size], config.mean, config.std)
         out.append(run_stages(classifier.model, config.architecture, x, None, stage).half())
-    features = torch.cat(out)
+    features = torch.cat(out) if out else torch.empty(0, dtype=torch.float16)
+    if path is None:
+        return features
     cache.mkdir(parents=True, exist_ok=True)
     np.save(path.with_suffix(".tmp.npy"), features.numpy())
     path.with_suffix(".tmp.npy").replace(path)
@@ -139,7 +141,10 @@ def top_outputs(top: Top, features: torch.Tensor, batch_size: int = 64) -> tuple
 
 @torch.no_grad()
 def localisation(top: Top, features: torch.Tensor, labels: np.ndarray, boxes: list, side: int) -> tuple[float, float]:
-    """Pointing game and energy ratio of the true class's map (Grad-CAM at layer4 = CAM here), at side×side."""
+    """Pointing game and energy ratio of the true class's map (Grad-CAM at layer4 = CAM here), at side×side;
+    zero for both when there are no slices to judge."""
+    if not len(features):
+        return 0.0, 0.0
     _, chunks = top_outputs(top, features)
     cams = class_activation(torch.cat(chunks), top.fc.weight, torch.from_numpy(labels))
     low, high = cams.flatten(1).min(1).values, cams.flatten(1).max(1).values
@@ -153,7 +158,7 @@ def main(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     out = Path(args.out)
     log = RunLog(out, 0, FIELDS)
-    cache = Path(args.cache_dir)
+    cache = Path(args.cache_dir) if args.cache_dir else None
     start_time = time.perf_counter()
     classifier = Classifier.from_pretrained(args.init, backend="torch")
     config = classifier.config
