@@ -18,7 +18,7 @@ import numpy as np
 from brain_tumor.classes import CLASSES
 from brain_tumor.errors import UserError
 from training import twins
-from training.data import decode_images, discover
+from training.data import DEFAULT_CACHE, decode_images, discover
 
 LICENCE = "CC0 1.0 (as listed on Kaggle)"
 
@@ -28,6 +28,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="../shared/data/brain-tumor-mri", help="the Kaggle dataset root (Training/ and Testing/)")
     p.add_argument("--out", default="examples")
     p.add_argument("--per-class", type=int, default=2)
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image cache ('' to disable)")
     return p
 
 
@@ -38,7 +39,9 @@ def make_examples(args: argparse.Namespace) -> None:
         planes = {r["source"]: r["plane"] for r in csv.DictReader(open(out / "examples.csv", newline=""))}
     splits = discover(args.data)
     train, test = splits["train"], splits["test"]
-    clean = twins.clean_mask(twins.thumbnails(decode_images(test.paths, twins.DECODE_SIZE)), twins.thumbnails(decode_images(train.paths, twins.DECODE_SIZE)))
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    test_thumbs = twins.thumbnails(decode_images(test.paths, twins.DECODE_SIZE, cache_dir=cache, desc="test"))
+    clean = twins.clean_mask(test_thumbs, twins.thumbnails(decode_images(train.paths, twins.DECODE_SIZE, cache_dir=cache, desc="train")))
     out.mkdir(parents=True, exist_ok=True)
     rows, table = [], []
     for c, name in enumerate(CLASSES):
