@@ -50,11 +50,12 @@ def onnx_bytes(model: nn.Module, config: ModelConfig, cut: str) -> bytes:
     """The model as ONNX (float32, dynamic batch): input `pixels` N×3×S×S normalised; outputs `logits` and
     `activations` (the output of stage `cut`)."""
     example = torch.zeros(2, 3, config.image_size, config.image_size)
+    program = torch.onnx.export(_WithActivations(model, config.architecture, cut).eval(), (example,), input_names=["pixels"],
+                                output_names=["logits", "activations"], dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                dynamo=True, verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
-        torch.onnx.export(_WithActivations(model, config.architecture, cut).eval(), (example,), str(path), input_names=["pixels"],
-                          output_names=["logits", "activations"],
-                          dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}, "activations": {0: "batch"}}, dynamo=False)
+        program.save(str(path))
         return path.read_bytes()
 
 
