@@ -6,6 +6,7 @@ import base64
 import csv
 import hashlib
 import json
+import re
 import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -176,7 +177,7 @@ def test_safe_launch_defaults(monkeypatch):
 def test_latency_benchmark_prints_its_table(tmp_path):
     weights = save_tiny_model(tmp_path / "w", "resnet50", 64)
     result = run_module("benchmarks.latency", "--weights", weights, "--rounds", "3")
-    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("predict", "explain"))]
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"(predict|explain) +\d+ ", line)]
     assert [(r[0], r[1]) for r in rows] == [("predict", "1"), ("explain", "1"), ("predict", "16"), ("explain", "16")]
     assert all(float(r[2]) > 0 and float(r[3]) >= float(r[2]) for r in rows)
     assert "explain / predict at batch 1:" in result.stdout
