@@ -132,6 +132,7 @@ def test_the_prior_points_inside_boxes_at_the_centre_of_the_head(tmp_path):
     assert energy_ratio(prior, centre) > 3 > energy_ratio(prior, corner)
 
 
+@pytest.mark.slow  # every method × layer
 def test_compare_ranks_every_method_and_refuses_to_choose_on_the_evaluation_part(tiny_resnet, boxes_folder, tmp_path):
     import shutil
 

@@ -30,18 +30,26 @@ def test_the_baseline_has_no_timm_form(tiny_baseline, tmp_path):
     assert "timm has no baseline architecture" in result.stderr and one_sentence(result.stderr.strip()[len("error: "):])
 
 
-def test_an_onnx_file_runs_any_batch_size(tiny_resnet, tmp_path):
+def onnx_files_run_any_batch_size(weights, path, int8: bool):
     onnxruntime = pytest.importorskip("onnxruntime")
-    path = tmp_path / "m.onnx"
-    run_module("brain_tumor.export", "--weights", tiny_resnet, "--format", "onnx", "--out", path, "--int8")
-    classifier = Classifier.from_pretrained(tiny_resnet, backend="torch")
+    run_module("brain_tumor.export", "--weights", weights, "--format", "onnx", "--out", path, *(["--int8"] if int8 else []))
+    classifier = Classifier.from_pretrained(weights, backend="torch")
     batch = torch.stack([preprocess(p, classifier.config) for p in EXAMPLES[:3]])
-    for model_file in (path, path.with_suffix(".int8.onnx")):
+    for model_file in (path, path.with_suffix(".int8.onnx")) if int8 else (path,):
         session = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
         for n in (1, 3):
             logits = session.run(["logits"], {"pixels": batch[:n].numpy()})[0]
             assert logits.shape == (n, 4)
     np.testing.assert_allclose(session_logits(path, batch), classifier.logits(batch).numpy(), atol=1e-4)
+
+
+def test_an_onnx_file_runs_any_batch_size(tiny_resnet, tmp_path):
+    onnx_files_run_any_batch_size(tiny_resnet, tmp_path / "m.onnx", int8=False)
+
+
+@pytest.mark.slow  # onnxruntime's quantisation pre-processing takes a while
+def test_an_int8_onnx_file_runs_any_batch_size(tiny_resnet, tmp_path):
+    onnx_files_run_any_batch_size(tiny_resnet, tmp_path / "m.onnx", int8=True)
 
 
 def session_logits(path, batch):

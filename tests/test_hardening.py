@@ -75,6 +75,7 @@ def test_ood_bounds_travel_in_the_config(shipped_resnet):
     assert shipped_resnet.config.metrics["ood"]["false_alarm_rate_clean_test"] < 0.05
 
 
+@pytest.mark.slow  # a fresh process and 120 calls
 def test_repeated_predict_and_explain_calls_do_not_grow_memory(tiny_resnet):
     # Hooks or graphs kept alive by explanations would grow with every call; a small model shows it as well as a big one.
     script = textwrap.dedent(f"""

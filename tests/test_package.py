@@ -7,9 +7,12 @@ import site
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import EXAMPLES, ROOT, SHIPPED_BASELINE
 
 
+@pytest.mark.slow  # builds a wheel and a virtual environment
 def test_the_wheel_installs_and_its_command_classifies_from_elsewhere(tmp_path):
     source = tmp_path / "source"  # a copy, so that building leaves no egg-info in the checkout
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "weights", "tests", "docs", "test-artifacts", "*.egg-info"))

@@ -89,6 +89,7 @@ def test_two_process_ddp_on_gloo(kaggle_dataset, tmp_path):
     assert Classifier.from_pretrained(out / "weights").config.provenance["hardware"].startswith("2 ×")
 
 
+@pytest.mark.slow  # two training runs
 def test_seeded_runs_are_reproducible_on_cpu(kaggle_dataset, tmp_path):
     states = []
     for name in ("a", "b"):
