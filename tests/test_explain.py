@@ -13,6 +13,7 @@ from PIL import Image
 from brain_tumor import Classifier, UsageError, preprocess
 from brain_tumor.explain import METHODS, class_activation_maps, method_class
 from tests.helpers import EXAMPLES, SHIPPED_BASELINE, one_sentence, run_module
+from training.evaluate_cam import choose_default
 
 LIBRARY_LAYERS = {  # the same layers, named the way pytorch-grad-cam is given them on the whole model
     "layer4": lambda m: [m.layer4[-1]], "layer3": lambda m: [m.layer3[-1]], "layer3+layer4": lambda m: [m.layer3[-1], m.layer4[-1]],
@@ -132,6 +133,18 @@ def test_the_prior_points_inside_boxes_at_the_centre_of_the_head(tmp_path):
     assert energy_ratio(prior, centre) > 3 > energy_ratio(prior, corner)
 
 
+def test_the_default_is_the_cheapest_explanation_within_the_best_ones_interval():
+    def row(method, layer, pointing, low=0.0):
+        return {"method": method, "layer": layer, "pointing_game": pointing, "pointing_game_ci95": [low, 1.0]}
+
+    rows = [row("eigencam", "layer4", 0.5, 0.4), row("xgradcam", "layer3+layer4", 0.30, 0.25), row("hirescam", "layer3", 0.28),
+            row("gradcam", "layer4", 0.26), row("layercam", "layer4", 0.20)]
+    assert choose_default(rows, "resnet50")["method"] == "gradcam"  # EigenCAM is not offered; layer4 alone is cheapest
+    rows[3]["pointing_game"] = 0.24  # outside the interval: a shorter backward pass does not excuse a worse map
+    assert choose_default(rows, "resnet50")["method"] == "xgradcam"  # layer3 alone backpropagates through layer4 as well
+    assert choose_default(rows[1:2], "resnet50")["layer"] == "layer3+layer4"
+
+
 @pytest.mark.slow  # every method × layer
 def test_compare_ranks_every_method_and_refuses_to_choose_on_the_evaluation_part(tiny_resnet, boxes_folder, tmp_path):
     import shutil
@@ -146,7 +159,9 @@ def test_compare_ranks_every_method_and_refuses_to_choose_on_the_evaluation_part
     rows = json.loads((tmp_path / "b" / "compare.json").read_text())["rows"]
     assert len(rows) == len(METHODS) * 3  # every method at layer3, layer4 and both
     assert [r["pointing_game"] for r in rows] == sorted((r["pointing_game"] for r in rows), reverse=True)
+    best = json.loads((tmp_path / "b" / "compare.json").read_text())["best"]
+    assert best == {k: choose_default(rows, "resnet50")[k] for k in ("method", "layer")}
     chosen = Classifier.from_pretrained(weights)  # still loads; the default now comes from the comparison
-    assert chosen.config.explanation["method"] == rows[0]["method"] and chosen.config.explanation["layer"] == rows[0]["layer"]
-    assert chosen.explain(EXAMPLES[0]).method == rows[0]["method"]
+    assert chosen.config.explanation["method"] == best["method"] and chosen.config.explanation["layer"] == best["layer"]
+    assert chosen.explain(EXAMPLES[0]).method == best["method"]
     assert chosen.config.metrics["localisation_train"]["n"] == 9

@@ -9,8 +9,10 @@ lower the class's probability more than blurring away random pixels.
 
 --part picks the slices: 'eval' (the default, kept out of all training and selection), 'train'
 (the part training and choosing a method may use) or 'all'. --compare scores every method at
-every candidate layer; with --write-config it stores the best as the model's default, which is
-only allowed on --part train.
+every candidate layer; with --write-config it stores the chosen one as the model's default, which
+is only allowed on --part train. The choice: of the offered methods whose pointing game lies within
+the 95% interval of the best one's, the cheapest to explain (the deepest layers: explaining an
+earlier layer backpropagates through every later stage), then the best pointing game.
 """
 from __future__ import annotations
 
@@ -26,13 +28,19 @@ from tqdm import tqdm
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UserError
-from brain_tumor.explain import METHODS, class_activation_maps, run_stages
+from brain_tumor.explain import METHODS, OFFERED, class_activation_maps, run_stages
 from brain_tumor.models import get_architecture
 from brain_tumor.preprocess import normalize
 from training import plots
 from training.boxes import PARTS, BoxedSlice, read_boxes
 from training.data import DEFAULT_CACHE, DatasetError, decode_images
-from training.localisation import deletion_drops, head_prior, random_maps, score_maps, summarise
+from training.localisation import (
+    deletion_drops,
+    head_prior,
+    random_maps,
+    score_maps,
+    summarise,
+)
 from training.records import record_localisation
 
 FRACTIONS = (0.1, 0.3)  # shares of the image blurred away for the faithfulness measure
@@ -52,7 +60,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=sorted(METHODS),
                    help="the methods --compare scores (EigenCAM's full SVD is slow on large maps, e.g. the baseline's block2)")
     p.add_argument("--write-config", action="store_true",
-                   help="store the figures (and with --compare, the best method as the default) in the weights folder")
+                   help="store the figures (and with --compare, the chosen method as the default) in the weights folder")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image cache ('' to disable)")
     return p
@@ -200,6 +208,19 @@ def summary_markdown(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def choose_default(rows: list[dict], architecture: str) -> dict:
+    """The row to use by default, from rows sorted best first: of the offered methods within the best
+    one's 95% interval of the pointing game, the one whose earliest explained layer is deepest (the
+    shortest backward pass, so the cheapest explanation), then the best pointing game."""
+    order = get_architecture(architecture).cam_layers
+    offered = [r for r in rows if r["method"] in OFFERED]
+    if not offered:
+        raise DatasetError(f"--compare scored none of the offered methods ({', '.join(OFFERED)}).")
+    floor = offered[0]["pointing_game_ci95"][0]
+    close = [r for r in offered if r["pointing_game"] >= floor]
+    return min(close, key=lambda r: -min(order.index(layer) for layer in r["layer"].split("+")))
+
+
 def compare_markdown(rows: list[dict], prior: dict, best: dict) -> str:
     lines = ["| method | layer | pointing game (95% CI) | energy ratio | faithfulness gap |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -207,7 +228,10 @@ def compare_markdown(rows: list[dict], prior: dict, best: dict) -> str:
         lines.append(f"| {r['method']} | {r['layer']} | {r['pointing_game']:.2f} {_ci(r['pointing_game_ci95'])} | {r['energy_ratio']:.1f}× | "
                      f"{'–' if gap is None else f'{gap:+.3f}'} |")
     lines.append(f"| blind prior | – | {prior['pointing_game']:.2f} {_ci(prior['pointing_game_ci95'])} | {prior['energy_ratio']:.1f}× | – |")
-    lines += ["", f"Best by pointing game, then energy ratio: **{best['method']} @ {best['layer']}**.", ""]
+    top = next(r for r in rows if r["method"] in OFFERED)
+    lines += ["", f"Best by pointing game, then energy ratio: {top['method']} @ {top['layer']}. Chosen as the default: "
+              f"**{best['method']} @ {best['layer']}**, the cheapest to explain of the offered methods whose pointing game "
+              f"is within the best one's 95% interval ({top['pointing_game_ci95'][0]:.2f} or more).", ""]
     return "\n".join(lines)
 
 
@@ -251,10 +275,10 @@ def evaluate_cam(args: argparse.Namespace) -> dict:
         combos = [classifier.explain_settings(args.method, args.layer)]
     rows, kept_maps = score(classifier, images, slices, combos, faithful, keep, args.batch_size)
     rows.sort(key=lambda r: (-r["pointing_game"], -r["energy_ratio"]))
-    metrics = rows[0]
+    metrics = choose_default(rows, config.architecture) if args.compare else rows[0]
     method, layers = metrics["method"], tuple(metrics["layer"].split("+"))
-    hits = metrics.pop("hits")
-    for row in rows[1:]:
+    hits = metrics["hits"]
+    for row in rows:
         row.pop("hits")
     if args.compare:
         (out / "compare.json").write_text(json.dumps({**common, "rows": rows, "prior": prior, "best": {"method": method, "layer": metrics["layer"]}}, indent=2) + "\n")

@@ -45,6 +45,7 @@ def record_localisation(folder: Path, metrics: dict, default: dict | None = None
         config.metrics[f"localisation_{metrics['part']}"] = entry
         if default:
             config.explanation = {**default, "chosen_by": f"training.evaluate_cam --compare on the {metrics['part']} part of "
-                                                          f"the boxed slices (n={metrics['n']}), best pointing game"}
+                                                          f"the boxed slices (n={metrics['n']}): the cheapest to explain within the "
+                                                          "best pointing game's 95% interval"}
 
     _update(folder, change)
