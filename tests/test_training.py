@@ -107,6 +107,7 @@ COMMANDS = [
     ("training.calibrate_ood", ["--weights", "{weights}"]),
     ("training.make_examples", ["--out", "{tmp}/ex"]),
     ("training.finetune_boxes", ["--init", "{resnet}", "--out", "{tmp}/f"]),
+    ("training.diagnose", ["--weights", "{resnet}", "--out", "{tmp}/d"]),
 ]
 
 
@@ -132,6 +133,34 @@ def test_fit_without_imagenet_download_names_scratch(kaggle_dataset, tmp_path):
                         "--cache-dir", tmp_path / "cache", *FAST, expect=2,
                         env={"TORCH_HOME": str(tmp_path / "torch"), "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
     assert "--init scratch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_diagnose_measures_accuracy_without_each_cue(tiny_resnet, kaggle_dataset, boxes_folder, tmp_path):
+    run_module("training.diagnose", "--weights", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes_folder, "--out", tmp_path / "d",
+               "--cache-dir", "")
+    result = json.loads((tmp_path / "d" / "diagnosis.json").read_text())
+    assert set(result["clean_test"]) == {"as_is", "outside_head_blacked", "cropped_to_head"}
+    assert set(result["boxed"]) == {"as_is", "tumour_box_blanked", "per_class"} and result["n_boxed"] == 9  # the evaluation part only
+    assert sorted(result["boxed"]["per_class"]) == ["glioma", "meningioma", "pituitary"]
+    assert sum(v["n"] for v in result["boxed"]["per_class"].values()) == 9
+    assert all(0 <= v <= 1 for v in [*result["clean_test"].values(), result["boxed"]["as_is"], result["boxed"]["tumour_box_blanked"]])
+    assert sum(f["n"] for f in result["per_file_family"].values()) == result["n_clean_test"] > 0
+    assert all(0 <= share <= 1 for share in result["heatmap_mass_outside_head"].values())
+    assert "tumour box blanked" in (tmp_path / "d" / "diagnosis.md").read_text()
+
+
+def test_the_diagnosis_takes_away_what_it_says():
+    from training.diagnose import box_blanked, cropped_to_head, masked_outside_head
+
+    image = np.zeros((1, 64, 64, 3), np.uint8)
+    image[0, 16:48, 8:40] = 90  # the head: off centre, with a black frame around it
+    image[0, 20:28, 12:20] = 250  # the "tumour"
+    image[0, 2, 60] = 30  # a faint mark outside the head
+    blanked = box_blanked(image, [(12, 20, 20, 28)])
+    assert (blanked[0, 20:28, 12:20] == 90).all() and (blanked[0, 30:40] == image[0, 30:40]).all()
+    assert masked_outside_head(image)[0, 2, 60].sum() == 0 and (masked_outside_head(image)[0, 30:40, 10:38] == 90).all()
+    cropped = cropped_to_head(image)[0]
+    assert cropped.shape == (64, 64, 3) and (cropped[:, 32] > 0).all()  # the head now fills the frame, top to bottom
 
 
 def test_evaluate_writes_every_metric_and_plot(kaggle_dataset, tiny_baseline, tmp_path):

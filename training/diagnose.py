@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from brain_tumor.classes import CLASSES
 from brain_tumor.classifier import Classifier
@@ -68,16 +69,19 @@ def box_blanked(images: np.ndarray, boxes: list) -> np.ndarray:
     return out
 
 
-def accuracy(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
+def predicted(classifier: Classifier, images: np.ndarray) -> np.ndarray:
     tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    logits = predict_logits(classifier.model, tensor, classifier.config)
-    return float((logits.argmax(1).numpy() == labels).mean())
+    return predict_logits(classifier.model, tensor, classifier.config, progress=True).argmax(1).numpy()
+
+
+def accuracy(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> float:
+    return float((predicted(classifier, images) == labels).mean())
 
 
 def outside_head_share(classifier: Classifier, images: np.ndarray, labels: np.ndarray, batch_size: int = 16) -> np.ndarray:
     """Share of each true-class heatmap's mass outside the head."""
     config, shares = classifier.config, []
-    for start in range(0, len(images), batch_size):
+    for start in tqdm(range(0, len(images), batch_size), desc="heatmaps", leave=False):
         chunk = images[start:start + batch_size]
         batch = normalize(torch.from_numpy(np.ascontiguousarray(chunk.transpose(0, 3, 1, 2))), config.mean, config.std)
         method, layers = classifier.explain_settings()
@@ -101,15 +105,19 @@ def diagnose(args: argparse.Namespace) -> dict:
     boxes = [s.box_at(config.image_size) for s in slices]
 
     result = {"weights": str(classifier.source), "n_clean_test": int(len(labels)), "n_boxed": len(slices)}
-    result["clean_test"] = {"as_is": accuracy(classifier, test, labels), "outside_head_blacked": accuracy(classifier, masked_outside_head(test), labels),
+    as_is = predicted(classifier, test)
+    result["clean_test"] = {"as_is": float((as_is == labels).mean()), "outside_head_blacked": accuracy(classifier, masked_outside_head(test), labels),
                             "cropped_to_head": accuracy(classifier, cropped_to_head(test), labels)}
-    result["boxed"] = {"as_is": accuracy(classifier, boxed, box_labels), "tumour_box_blanked": accuracy(classifier, box_blanked(boxed, boxes), box_labels)}
+    right, right_blanked = predicted(classifier, boxed) == box_labels, predicted(classifier, box_blanked(boxed, boxes)) == box_labels
+    result["boxed"] = {"as_is": float(right.mean()), "tumour_box_blanked": float(right_blanked.mean()),
+                       "per_class": {CLASSES[c]: {"n": int((box_labels == c).sum()), "as_is": float(right[box_labels == c].mean()),
+                                                  "tumour_box_blanked": float(right_blanked[box_labels == c].mean())}
+                                     for c in np.unique(box_labels)}}
     shares = outside_head_share(classifier, test, labels)
     result["heatmap_mass_outside_head"] = {CLASSES[c]: float(shares[labels == c].mean()) for c in np.unique(labels)}
     names = [re.sub(r"\d+", "", p.stem) for p, keep in zip(data.test.paths, clean) if keep]
-    predicted = predict_logits(classifier.model, torch.from_numpy(np.ascontiguousarray(test.transpose(0, 3, 1, 2))), config).argmax(1).numpy()
     result["per_file_family"] = {family: {"n": int(sum(n == family for n in names)),
-                                          "accuracy": float(np.mean([p == t for p, t, n in zip(predicted, labels, names) if n == family]))}
+                                          "accuracy": float(np.mean([p == t for p, t, n in zip(as_is, labels, names) if n == family]))}
                                  for family in sorted(set(names))}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,10 +125,11 @@ def diagnose(args: argparse.Namespace) -> dict:
     lines = [f"# What `{result['weights']}` relies on", "", "| images | as they are | changed | accuracy then |", "| --- | --- | --- | --- |",
              f"| {result['n_clean_test']} clean Testing images | {result['clean_test']['as_is']:.2%} | outside the head blacked out | {result['clean_test']['outside_head_blacked']:.2%} |",
              f"| | | cropped to the head | {result['clean_test']['cropped_to_head']:.2%} |",
-             f"| {result['n_boxed']} boxed figshare slices (evaluation part) | {result['boxed']['as_is']:.2%} | tumour box blanked | {result['boxed']['tumour_box_blanked']:.2%} |",
-             "", "Share of the heatmap's mass outside the head (clean Testing images): " +
-             ", ".join(f"{k} {v:.1%}" for k, v in result["heatmap_mass_outside_head"].items()), "",
-             "| file-name family (Testing, clean) | n | accuracy |", "| --- | --- | --- |"]
+             f"| {result['n_boxed']} boxed figshare slices (evaluation part) | {result['boxed']['as_is']:.2%} | tumour box blanked | {result['boxed']['tumour_box_blanked']:.2%} |"]
+    lines += [f"| {v['n']} of them {k} | {v['as_is']:.2%} | tumour box blanked | {v['tumour_box_blanked']:.2%} |" for k, v in result["boxed"]["per_class"].items()]
+    lines += ["", "Share of the heatmap's mass outside the head (clean Testing images): " +
+              ", ".join(f"{k} {v:.1%}" for k, v in result["heatmap_mass_outside_head"].items()), "",
+              "| file-name family (Testing, clean) | n | accuracy |", "| --- | --- | --- |"]
     lines += [f"| `{k}` | {v['n']} | {v['accuracy']:.2%} |" for k, v in result["per_file_family"].items()]
     (out / "diagnosis.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
