@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UserError
@@ -86,7 +87,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         logits = predict_logits(classifier.model, images, config, args.device, args.batch_size, progress=True)
     else:
         logits = torch.cat([classifier.logits(normalize(images[i:i + args.batch_size], config.mean, config.std))
-                            for i in range(0, len(images), args.batch_size)])
+                            for i in tqdm(range(0, len(images), args.batch_size), desc=f"predict ({args.backend})", leave=False)])
     probs = torch.softmax(logits / config.temperature, dim=1).numpy()
     reference = None
     if args.train_data:
