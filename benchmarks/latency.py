@@ -16,7 +16,7 @@ from PIL import Image
 
 from benchmarks.timing import summary, time_rounds
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UserError
+from brain_tumor.errors import exit_status
 from brain_tumor.explain import OFFERED
 
 RESNET50_GFLOPS = 8.2  # 4.1 G multiply-adds per 224×224 image (torchvision's count) = 8.2 GFLOP
@@ -82,8 +82,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(exit_status(main))

@@ -1,8 +1,11 @@
 """Errors a user can cause. Each message is one sentence: what was wrong and what to do.
 
-Commands catch UserError, print its sentence and exit with status 2; the app shows it as it is.
+Commands catch UserError, print its sentence and exit with status 2 (exit_status); the app shows it as it is.
 """
 from __future__ import annotations
+
+import sys
+from typing import Callable
 
 
 class UserError(Exception):
@@ -23,3 +26,14 @@ class WeightsError(UserError, RuntimeError):
 
 class PretrainedWeightsError(UserError, RuntimeError):
     """ImageNet weights could not be fetched."""
+
+
+def exit_status(work: Callable[[], object]) -> int:
+    """A command's exit status: 0 when `work` finishes; 2, with the error's one sentence on stderr, when a
+    UserError ends it."""
+    try:
+        work()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

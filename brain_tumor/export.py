@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UsageError, UserError
+from brain_tumor.errors import UsageError, exit_status
 from brain_tumor.onnx_backend import onnx_bytes, quantize_int8
 
 TIMM_NAMES = {"resnet50": ("resnet50", {}), "resnet50_dilated": ("resnet50", {"output_stride": 16})}
@@ -54,24 +54,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def export(args: argparse.Namespace) -> None:
+    classifier = Classifier.from_pretrained(args.weights, backend="torch")
+    out = Path(args.out)
+    if args.format == "timm":
+        export_timm(classifier, out)
+        print(f"timm folder: {out} (timm.create_model('local-dir:{out}', pretrained=True))")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(onnx_bytes(classifier.model, classifier.config, classifier.explanation_start()))
+        print(f"ONNX model: {out}")
+        if args.int8:
+            print(f"int8 ONNX model: {quantize_int8(out, out.with_suffix('.int8.onnx'))}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
-    try:
-        classifier = Classifier.from_pretrained(args.weights, backend="torch")
-        out = Path(args.out)
-        if args.format == "timm":
-            export_timm(classifier, out)
-            print(f"timm folder: {out} (timm.create_model('local-dir:{out}', pretrained=True))")
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(onnx_bytes(classifier.model, classifier.config, classifier.explanation_start()))
-            print(f"ONNX model: {out}")
-            if args.int8:
-                print(f"int8 ONNX model: {quantize_int8(out, out.with_suffix('.int8.onnx'))}")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: export(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from brain_tumor.classes import CLASSES
-from brain_tumor.errors import UserError
+from brain_tumor.errors import exit_status
 from training import twins
 from training.data import DEFAULT_CACHE, decode_images, discover
 
@@ -72,12 +72,7 @@ def audit(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        audit(get_args_parser().parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: audit(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UserError
+from brain_tumor.errors import exit_status
 from brain_tumor.ood import SIDES, reasons
 from brain_tumor.preprocess import to_uint8_tensor
 from brain_tumor.weights import CONFIG_NAME
@@ -70,12 +70,7 @@ def calibrate(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        calibrate(get_args_parser().parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: calibrate(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

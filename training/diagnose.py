@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from brain_tumor.classes import CLASSES
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UserError
+from brain_tumor.errors import exit_status
 from brain_tumor.explain import class_activation_maps
 from brain_tumor.preprocess import normalize
 from training import twins
@@ -137,12 +137,7 @@ def diagnose(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        diagnose(get_args_parser().parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: diagnose(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

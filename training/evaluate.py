@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UserError
+from brain_tumor.errors import exit_status
 from brain_tumor.preprocess import normalize
 from training import plots, twins
 from training.data import DEFAULT_CACHE, SPLIT_NAMES, DatasetError, Split, decode_images, discover, read_split
@@ -123,12 +123,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        evaluate(get_args_parser().parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: evaluate(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

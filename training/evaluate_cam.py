@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UserError
+from brain_tumor.errors import exit_status
 from brain_tumor.explain import METHODS, OFFERED, class_activation_maps, run_stages
 from brain_tumor.models import get_architecture
 from brain_tumor.preprocess import normalize
@@ -310,12 +310,7 @@ def write_slices_csv(path: Path, slices: list[BoxedSlice], hits: np.ndarray, pri
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        evaluate_cam(get_args_parser().parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: evaluate_cam(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UsageError, UserError
+from brain_tumor.errors import UsageError, UserError, exit_status
 from brain_tumor.explain import run_stages
 from brain_tumor.models import create_model
 from brain_tumor.preprocess import normalize
@@ -289,12 +289,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    try:
-        main(get_args_parser().parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: main(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from brain_tumor.classes import CLASSES
 from brain_tumor.config import ModelConfig
-from brain_tumor.errors import UserError, WeightsError
+from brain_tumor.errors import UserError, WeightsError, exit_status
 from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, model_config
 from brain_tumor.preprocess import normalize
 from brain_tumor.weights import load_model, save_weights
@@ -322,12 +322,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
-    try:
-        return main(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: main(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brain_tumor.classes import CLASSES
-from brain_tumor.errors import UserError
+from brain_tumor.errors import exit_status
 from training import twins
 from training.data import DEFAULT_CACHE, decode_images, discover
 
@@ -73,12 +73,7 @@ the gallery does not show the model pictures it has effectively seen. Rebuilt by
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        make_examples(get_args_parser().parse_args(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: make_examples(get_args_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
