@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from brain_tumor.classes import CLASSES
 
 FORMAT_VERSION = 1
+# Where brain_tumor and training keep what they derive and can rebuild (exported ONNX models, decoded images).
+CACHE_ROOT = Path(os.environ.get("BRAIN_TUMOR_CACHE", Path.home() / ".cache" / "brain_tumor"))
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF_RANGE_MEAN = (0.5, 0.5, 0.5)  # with HALF_RANGE_STD: inputs in [-1, 1]

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from brain_tumor.config import ModelConfig
+from brain_tumor.config import CACHE_ROOT, ModelConfig
 from brain_tumor.errors import UsageError
 from brain_tumor.models import get_architecture
 
 # Exported models are kept here, by weights version and cut stage, so only the first load pays for the export.
-ONNX_CACHE = Path(os.environ.get("BRAIN_TUMOR_CACHE", Path.home() / ".cache" / "brain_tumor")) / "onnx"
+ONNX_CACHE = CACHE_ROOT / "onnx"
 
 
 def available() -> bool:

@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from brain_tumor.classes import CLASSES
 from brain_tumor.errors import exit_status
 from training import twins
-from training.data import DEFAULT_CACHE, decode_images, discover
+from training.data import DEFAULT_CACHE, cache_folder, decode_images, discover
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -29,7 +28,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def audit(args: argparse.Namespace) -> dict:
     splits = discover(args.data)
-    cache = Path(args.cache_dir) if args.cache_dir else None
+    cache = cache_folder(args.cache_dir)
     thumbs = {name: twins.thumbnails(decode_images(split.paths, twins.DECODE_SIZE, cache_dir=cache, desc=name)) for name, split in splits.items()}
     rows, report = [], {}
 

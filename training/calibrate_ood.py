@@ -24,7 +24,7 @@ from brain_tumor.preprocess import to_uint8_tensor
 from brain_tumor.weights import CONFIG_NAME
 from training import twins
 from training.calibration import OOD_QUANTILE, non_mri_images, ood_scores, ood_section
-from training.data import DEFAULT_CACHE, load_run_data, split_recipe_of
+from training.data import DEFAULT_CACHE, cache_folder, load_run_data, split_recipe_of
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     folder = Path(args.weights)
     classifier = Classifier.from_pretrained(folder, backend="torch")
     model, config = classifier.model, classifier.config
-    data = load_run_data(split_recipe_of(classifier.config, args.data), Path(args.cache_dir) if args.cache_dir else None)
+    data = load_run_data(split_recipe_of(classifier.config, args.data), cache_folder(args.cache_dir))
     section = ood_section(model, config, data.val_images if data.val_images is not None else torch.empty(0), quantile=args.quantile)
     bounds = section["bounds"]
 

@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from brain_tumor.classes import CLASSES, normalize_class_name
+from brain_tumor.config import CACHE_ROOT
 from brain_tumor.errors import UserError
 from brain_tumor.images import IMAGE_SUFFIXES, load_image
 from brain_tumor.preprocess import resize_image
@@ -21,9 +22,14 @@ from training import twins
 
 KAGGLE_DATASET = "masoudnickparvar/brain-tumor-mri-dataset"
 # Decoded, resized images are kept here between runs (decode_images' cache_dir).
-DEFAULT_CACHE = Path(os.environ.get("BRAIN_TUMOR_CACHE", Path.home() / ".cache" / "brain_tumor"))
+DEFAULT_CACHE = CACHE_ROOT
 # Folder names of each split across releases (Kaggle: Training/Testing; Roboflow: train/valid/test).
 SPLIT_NAMES = {"train": ("training", "train"), "val": ("valid", "validation", "val"), "test": ("testing", "test")}
+
+
+def cache_folder(value: str) -> Path | None:
+    """A command's --cache-dir: the folder, or None (no caching) for ''."""
+    return Path(value) if value else None
 
 
 class DatasetError(UserError, RuntimeError):

@@ -29,7 +29,7 @@ from brain_tumor.explain import class_activation_maps
 from brain_tumor.preprocess import normalize
 from training import twins
 from training.boxes import box_mask, read_boxes
-from training.data import DEFAULT_CACHE, decode_images, load_run_data, split_recipe_of
+from training.data import DEFAULT_CACHE, cache_folder, decode_images, load_run_data, split_recipe_of
 from training.localisation import head_mask
 from training.report import predict_logits
 
@@ -94,7 +94,7 @@ def outside_head_share(classifier: Classifier, images: np.ndarray, labels: np.nd
 def diagnose(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(args.weights, backend="torch")
     config = classifier.config
-    cache = Path(args.cache_dir) if args.cache_dir else None
+    cache = cache_folder(args.cache_dir)
     data = load_run_data(split_recipe_of(classifier.config, args.data), cache)
     clean = twins.clean_mask(twins.thumbnails(data.test_images), data.pool_thumbs)
     test = data.test_images[torch.from_numpy(np.flatnonzero(clean))].permute(0, 2, 3, 1).numpy()

@@ -18,7 +18,7 @@ from brain_tumor.classifier import Classifier
 from brain_tumor.errors import exit_status
 from brain_tumor.preprocess import normalize
 from training import plots, twins
-from training.data import DEFAULT_CACHE, SPLIT_NAMES, DatasetError, Split, decode_images, discover, read_split
+from training.data import DEFAULT_CACHE, SPLIT_NAMES, DatasetError, Split, cache_folder, decode_images, discover, read_split
 from training.records import record_test_metrics
 from training.report import measure, predict_logits
 
@@ -80,7 +80,7 @@ def summary_markdown(metrics: dict, classes, weights: str, data: str) -> str:
 def evaluate(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(args.weights, device=args.device, backend=args.backend)
     config, classes = classifier.config, classifier.classes
-    cache = Path(args.cache_dir) if args.cache_dir else None
+    cache = cache_folder(args.cache_dir)
     split = load_split(args.data, args.split)
     images = decode_images(split.paths, config.image_size, config.clahe, cache_dir=cache, desc="test")
     if args.backend == "torch":

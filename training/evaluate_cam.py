@@ -33,7 +33,7 @@ from brain_tumor.models import get_architecture
 from brain_tumor.preprocess import normalize
 from training import plots
 from training.boxes import PARTS, BoxedSlice, read_boxes
-from training.data import DEFAULT_CACHE, DatasetError, decode_images
+from training.data import DEFAULT_CACHE, DatasetError, cache_folder, decode_images
 from training.localisation import (
     deletion_drops,
     head_prior,
@@ -258,7 +258,7 @@ def evaluate_cam(args: argparse.Namespace) -> dict:
     slices = select(read_boxes(args.boxes, args.part), args.max_per_class)
     if not slices:
         raise DatasetError(f"No boxed slices in part {args.part!r} of {args.boxes}.")
-    cache = Path(args.cache_dir) if args.cache_dir else None
+    cache = cache_folder(args.cache_dir)
     images = decode_images([s.path for s in slices], config.image_size, config.clahe, cache_dir=cache, desc="boxes")
     faithful = spread(args.faithfulness_n, len(slices))
     out = Path(args.out)

@@ -42,7 +42,7 @@ from training import twins
 from training.attention import carry_boxes, class_activation, masks_for, outside_share_loss
 from training.boxes import read_boxes
 from training.calibration import fit_temperature, ood_section
-from training.data import DEFAULT_CACHE, decode_images, load_run_data, split_recipe_of
+from training.data import DEFAULT_CACHE, cache_folder, decode_images, load_run_data, split_recipe_of
 from training.localisation import score_maps
 from training.metrics import classification_metrics
 from training.report import measure
@@ -158,7 +158,7 @@ def main(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     out = Path(args.out)
     log = RunLog(out, 0, FIELDS)
-    cache = Path(args.cache_dir) if args.cache_dir else None
+    cache = cache_folder(args.cache_dir)
     start_time = time.perf_counter()
     classifier = Classifier.from_pretrained(args.init, backend="torch")
     config = classifier.config

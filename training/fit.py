@@ -30,7 +30,7 @@ from brain_tumor.weights import load_model, save_weights
 from training import twins
 from training.augment import AugmentConfig, augment
 from training.calibration import fit_temperature, ood_section
-from training.data import DEFAULT_CACHE, RunData, SplitRecipe, load_run_data
+from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
 from training.metrics import classification_metrics
 from training.report import measure, predict_logits
 from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, pick_device, seed_everything, setup_distributed, teardown, unwrap
@@ -242,7 +242,7 @@ def main(args: argparse.Namespace) -> int:
 
     # 1. Data: decoded once, with the one validation split (training.data.load_run_data).
     recipe = SplitRecipe.from_mapping(vars(args))
-    data = load_run_data(recipe, Path(args.cache_dir) if args.cache_dir else None, args.workers, not args.no_test, rank, lambda: barrier(world))
+    data = load_run_data(recipe, cache_folder(args.cache_dir), args.workers, not args.no_test, rank, lambda: barrier(world))
     log.line(f"data: train {len(data.train)} {data.train.counts()} | val {len(data.val) if data.val else 0} | "
              f"test {len(data.test) if data.test else 0} | twin pairs within Training {data.notes['twin_pairs_within_training']}")
     if device.type == "cuda":  # the whole decoded set on the GPU: no per-step host work

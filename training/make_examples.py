@@ -18,7 +18,7 @@ import numpy as np
 from brain_tumor.classes import CLASSES
 from brain_tumor.errors import exit_status
 from training import twins
-from training.data import DEFAULT_CACHE, decode_images, discover
+from training.data import DEFAULT_CACHE, cache_folder, decode_images, discover
 
 LICENCE = "CC0 1.0 (as listed on Kaggle)"
 
@@ -39,7 +39,7 @@ def make_examples(args: argparse.Namespace) -> None:
         planes = {r["source"]: r["plane"] for r in csv.DictReader(open(out / "examples.csv", newline=""))}
     splits = discover(args.data)
     train, test = splits["train"], splits["test"]
-    cache = Path(args.cache_dir) if args.cache_dir else None
+    cache = cache_folder(args.cache_dir)
     test_thumbs = twins.thumbnails(decode_images(test.paths, twins.DECODE_SIZE, cache_dir=cache, desc="test"))
     clean = twins.clean_mask(test_thumbs, twins.thumbnails(decode_images(train.paths, twins.DECODE_SIZE, cache_dir=cache, desc="train")))
     out.mkdir(parents=True, exist_ok=True)
