@@ -26,7 +26,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal  # noqa: E402
 
 from brain_tumor import DISPLAY_NAMES, Classifier, UserError, load_image  # noqa: E402
 from brain_tumor.batch import archive_members, csv_text, is_archive, nested_row, result_row  # noqa: E402
-from brain_tumor.card import NOTICE, summary_line  # noqa: E402
+from brain_tumor.card import NOTICE, summary_line, trust_sentence  # noqa: E402
 from brain_tumor.explain import OFFERED  # noqa: E402
 from brain_tumor.models import get_architecture  # noqa: E402
 from brain_tumor.weights import WeightsError, available_weights  # noqa: E402
@@ -121,13 +121,21 @@ def headline(prediction) -> str:
     return f"**{DISPLAY_NAMES[prediction.label]}**: {prediction.confidence:.1%} confidence"
 
 
-def caption(explanation) -> str:
+def caption(explanation, model: Classifier) -> str:
+    """What the heatmap is, and how far to trust it: the measured figure, next to the map it qualifies."""
     p = explanation.prediction.probabilities[explanation.target]
-    text = (f"Heatmap for: **{DISPLAY_NAMES[explanation.target]}** ({p:.1%}), by {explanation.method} at "
-            f"{explanation.layer}. Red: the regions that most raised this class's score.")
+    if explanation.layer == "gated":
+        text = (f"Heatmap for: **{DISPLAY_NAMES[explanation.target]}** ({p:.1%}), by {explanation.method} at the attention pool: "
+                "red where this class's score was gathered (the model's gate, trained on tumour boxes, times the class evidence).")
+    else:
+        text = (f"Heatmap for: **{DISPLAY_NAMES[explanation.target]}** ({p:.1%}), by {explanation.method} at "
+                f"{explanation.layer}. Red: the regions that most raised this class's score.")
     if p < IMPROBABLE:
         text += f" This class is improbable for this slice ({p:.1%}), so the map shows where the little evidence for it lies."
-    return text
+    method, layers = model.explain_settings()
+    if (explanation.method, explanation.layer) == (method, "+".join(layers)):  # the heatmap whose trust was measured
+        text += " " + trust_sentence(model.config)
+    return text.strip()
 
 
 def confidences(prediction) -> dict[str, float]:
@@ -179,10 +187,10 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
             log.exception("analysis failed")
             raise gr.Error("Something went wrong analysing this image; please try another file.", print_exception=False) from None
 
-    def show(explanation, opacity, name):
+    def show(explanation, opacity, name, model_name):
         warn = explanation.prediction.warning is not None
         return (gr.update(value=headline(explanation.prediction), elem_classes=["warn"] if warn else []),
-                confidences(explanation.prediction), explanation.overlay_with(opacity), caption(explanation),
+                confidences(explanation.prediction), explanation.overlay_with(opacity), caption(explanation, pick(model_name)),
                 {"picture": explanation.image, "explanation": explanation, "name": name})
 
     # ---- the page
@@ -192,17 +200,17 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
             return (gr.skip(),) * 8
         explanation = explain(picture, model_name, PREDICTED, method, layer)
         # The box empties again, ready for the next slice; "Your slice" shows this one.
-        return (picture, *show(explanation, opacity, Path(upload_name(payload)).stem), gr.update(value=PREDICTED), None)
+        return (picture, *show(explanation, opacity, Path(upload_name(payload)).stem, model_name), gr.update(value=PREDICTED), None)
 
     def on_example(model_name, method, layer, opacity, event: gr.SelectData):
         path, _ = gallery[event.index]
         explanation = explain(load_image(path), model_name, PREDICTED, method, layer)
-        return (explanation.image, *show(explanation, opacity, Path(path).stem), gr.update(value=PREDICTED))
+        return (explanation.image, *show(explanation, opacity, Path(path).stem, model_name), gr.update(value=PREDICTED))
 
     def on_settings(target_name, method, layer, model_name, opacity, session):
         if session is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return show(explain(session["picture"], model_name, target_name, method, layer), opacity, session["name"])
+        return show(explain(session["picture"], model_name, target_name, method, layer), opacity, session["name"], model_name)
 
     def on_analyse(target_name, method, layer, model_name, opacity, session):
         if session is None:
@@ -244,7 +252,7 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
         if picture is None:
             return None, f"{name} could not be read, so it has no heatmap."
         explanation = explain(picture, model_name)
-        return explanation.overlay, f"**{name}**: {caption(explanation)}"
+        return explanation.overlay, f"**{name}**: {caption(explanation, pick(model_name))}"
 
     # ---- the API (and the MCP tool)
     def classify_brain_mri(image: str, model: str = names[0]):

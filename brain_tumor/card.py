@@ -3,9 +3,8 @@ metadata built by huggingface_hub's card classes; and the one-line description t
 from __future__ import annotations
 
 from brain_tumor.config import ModelConfig
+from brain_tumor.models import ARCHITECTURES
 
-ARCH_NAMES = {"resnet50": "ResNet-50 (torchvision)", "resnet50_dilated": "ResNet-50 (torchvision) with a dilated last stage (14×14 map)",
-              "baseline": "Baseline CNN (3 conv blocks, 16/32/64)"}
 DATASET = "masoudnickparvar/brain-tumor-mri-dataset"
 BOXES_DATASET = "figshare brain tumour dataset (Cheng et al., 2017), slices with tumour boxes"
 SOURCES = [  # where the Kaggle collection comes from, with each source's licence
@@ -19,6 +18,11 @@ NOTICE_PLAIN = (
 )
 NOTICE = "**" + NOTICE_PLAIN.replace(": it", ":** it", 1)  # the same sentence in Markdown
 SHORT_NOTICE = "Research use only; not a medical device."
+
+
+def display_name(architecture: str) -> str:
+    entry = ARCHITECTURES.get(architecture)
+    return entry.display_name if entry else architecture
 
 
 def _pct(value) -> str:
@@ -103,7 +107,7 @@ def model_card(config: ModelConfig, name: str | None = None) -> str:
 Classifies one 2D brain MRI slice as one of: {", ".join(config.classes)}, with a heatmap of where it looked.
 
 ## Model
-- Architecture: {ARCH_NAMES.get(config.architecture, config.architecture)}, head `{config.head}`
+- Architecture: {display_name(config.architecture)}, head `{config.head}`
 - Input: RGB, resized to {config.image_size}×{config.image_size}, normalised with mean {list(config.mean)} and std {list(config.std)}
 - Output: {len(config.classes)} logits, divided by the temperature {config.temperature:.3f} before the softmax
 - Heatmap: {config.explanation.get("method", "gradcam")} at {config.explanation.get("layer", "the last convolutional block")}
@@ -150,9 +154,18 @@ which merges:
     return str(ModelCard(f"---\n{_metadata(config, name).to_yaml()}\n---\n{body}"))
 
 
+def trust_sentence(config: ModelConfig) -> str:
+    """How often the default heatmap's peak was inside the tumour on held-out slices, in one sentence ('' if not measured)."""
+    local = config.metrics.get("localisation_eval")
+    if not local:
+        return ""
+    return (f"On {local['n']} held-out slices with tumour boxes, this map's peak fell inside the tumour box on "
+            f"{local['pointing_game']:.0%} (a blind guess at the centre of the head: {local['prior']['pointing_game']:.0%}).")
+
+
 def summary_line(config: ModelConfig) -> str:
     """One line naming a model for people: architecture, data, honest test accuracy, and where its heatmap points."""
-    arch = ARCH_NAMES.get(config.architecture, config.architecture)
+    arch = display_name(config.architecture)
     init = str(config.provenance.get("init"))
     origin = {"scratch": "trained from scratch", "imagenet": "fine-tuned from ImageNet"}.get(init, "trained")
     text = f"{arch}, {origin} on the Kaggle Brain Tumor MRI Dataset (Training split)"

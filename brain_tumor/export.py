@@ -17,9 +17,9 @@ from pathlib import Path
 
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UsageError, exit_status
+from brain_tumor.models import get_architecture
 from brain_tumor.onnx_backend import onnx_bytes, quantize_int8
 
-TIMM_NAMES = {"resnet50": ("resnet50", {}), "resnet50_dilated": ("resnet50", {"output_stride": 16})}
 EXTRA_NAME = "brain_tumor.json"
 
 
@@ -29,9 +29,11 @@ def export_timm(classifier: Classifier, out: Path) -> Path:
     from timm.models import save_for_hf
 
     config = classifier.config
-    if config.architecture not in TIMM_NAMES:
-        raise UsageError(f"timm has no {config.architecture} architecture; export a ResNet-50 to timm, or use --format onnx.")
-    name, model_args = TIMM_NAMES[config.architecture]
+    timm_name = get_architecture(config.architecture).timm
+    if not isinstance(timm_name, tuple):  # None, or why timm cannot hold it
+        reason = timm_name or f"timm has no {config.architecture} architecture"
+        raise UsageError(f"{reason}; use --format onnx for {config.architecture}.")
+    name, model_args = timm_name
     model = timm.create_model(name, pretrained=False, num_classes=len(config.classes), **model_args)
     model.load_state_dict(classifier.model.state_dict())  # timm's ResNet uses torchvision's parameter names
     model.pretrained_cfg = {**model.pretrained_cfg, "mean": tuple(config.mean), "std": tuple(config.std),

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from brain_tumor.config import HALF_RANGE_MEAN, HALF_RANGE_STD, IMAGENET_MEAN, IMAGENET_STD, ModelConfig
@@ -51,6 +52,106 @@ def build_resnet50(num_classes: int, init: str = "scratch", head: str = "linear"
     return model
 
 
+def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour upsampling of x to like's height and width (an integer factor): each cell repeated."""
+    n, c, h, w = x.shape
+    fy, fx = like.shape[-2] // h, like.shape[-1] // w
+    return x[:, :, :, None, :, None].expand(n, c, h, fy, w, fx).reshape(n, c, h * fy, w * fx)
+
+
+class AttentionGate(nn.Module):
+    """Where a tumour is, from layer3's 14×14 map and layer4's beside it: a small conv net ending in one logit per cell.
+
+    Its first layer is a 1×1 convolution of both maps (layer4's upsampled), computed as one on each map and
+    summed, so layer4's 2,048 channels are mixed at 7×7. The last convolution starts at zero, so a new gate is
+    uniform (every cell 0.5) and the gated model starts as exactly the ResNet-50 it was built from (a uniform
+    weighted mean is the average pool).
+    """
+
+    def __init__(self, low_channels: int = 1024, high_channels: int = 2048, hidden: int = 64, scale: int = 1):
+        super().__init__()
+        self.scale = scale  # the gate's cells per layer3 cell along each side (2: a 28×28 gate at 224 px)
+        self.low = nn.Conv2d(low_channels, hidden, 1)
+        self.high = nn.Conv2d(high_channels, hidden, 1, bias=False)
+        self.body = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2), nn.ReLU(inplace=True),  # more of the head in view
+            nn.Conv2d(hidden, 1, 1),
+        )
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        mixed = self.low(low) + _upsample(self.high(high), low)
+        if self.scale > 1:  # the convolutions after the mixing place the tumour between layer3's cells
+            mixed = F.interpolate(mixed, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return self.body(mixed)
+
+
+class _WithInput(nn.Module):
+    """A stage that passes its input on beside its output: x -> (x, stage(x))."""
+
+    def __init__(self, stage: nn.Module):
+        super().__init__()
+        self.stage = stage
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, self.stage(x)
+
+
+class GatedPool(nn.Module):
+    """(layer3, layer4) -> a·F / Σa: layer4's features F (upsampled to the gate's 14×14 cells) weighted by the
+    gate a = sigmoid(gate(layer3, layer4)), each image's weights summing to one. Summed over the cells and passed
+    to the linear head, it is a weighted average pool; Grad-CAM read here is a · relu(w_c·F) / Σa exactly,
+    each cell's share of the class score."""
+
+    def __init__(self, gate: nn.Module):
+        super().__init__()
+        self.gate = gate
+
+    def logits(self, x: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The gate's N×1×14×14 logits."""
+        return self.gate(*x)
+
+    def pool(self, x: tuple[torch.Tensor, torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+        weights = torch.sigmoid(logits)
+        return _upsample(x[1], logits) * (weights / weights.sum((2, 3), keepdim=True).clamp_min(1e-6))
+
+    def forward(self, x: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.pool(x, self.logits(x))
+
+
+class GatedResNet50(nn.Module):
+    """torchvision's ResNet-50 with its average pool replaced by a box-supervised attention pool (GatedPool).
+
+    The parameters keep torchvision's names (conv1, layer1..layer4, fc) beside `attention`, so a plain ResNet-50
+    weights folder initialises everything but the gate. `attention` is the module Grad-CAM's hooks read."""
+
+    def __init__(self, trunk: nn.Module, gate: nn.Module):
+        super().__init__()
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc"):
+            setattr(self, name, getattr(trunk, name))
+        self.attention = GatedPool(gate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _, stage in gated_resnet_stages(self):
+            x = stage(x)
+        return x
+
+    def logits_and_gate(self, layer4_output: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """From the layer4 stage's output: the class logits, and the gate's N×1×14×14 logits (what a box loss trains)."""
+        gate = self.attention.logits(layer4_output)
+        stages = dict(gated_resnet_stages(self))
+        return stages["head"](self.attention.pool(layer4_output, gate)), gate
+
+
+def build_resnet50_gated(num_classes: int, init: str = "scratch", head: str = "linear", scale: int = 1) -> nn.Module:
+    if head != "linear":
+        raise UsageError("The gated ResNet-50 has a linear head (its Grad-CAM is each cell's share of the score); use --head linear.")
+    return GatedResNet50(build_resnet50(num_classes, init=init, head=head), AttentionGate(scale=scale))
+
+
 class BaselineCNN(nn.Module):
     """Three blocks of (3×3 conv, BN, ReLU)×2 at 16/32/64 channels, each then 2×2 max-pool;
     flatten, dropout 0.2, one linear layer."""
@@ -87,6 +188,20 @@ def resnet_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+def gated_resnet_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """ResNet-50 with the attention pool: layer4 passes layer3's map on to the gate; 'gated' is where Grad-CAM reads."""
+    return [
+        ("stem", nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)),
+        ("layer1", model.layer1), ("layer2", model.layer2), ("layer3", model.layer3), ("layer4", _WithInput(model.layer4)),
+        ("gated", model.attention), ("head", nn.Sequential(nn.Flatten(2), _SumCells(), model.fc)),
+    ]
+
+
+class _SumCells(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(-1)
+
+
 def baseline_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The baseline's blocks, each ending at its last ReLU (before the max-pool), then the head."""
     f = model.features
@@ -98,8 +213,10 @@ def baseline_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
+    """Every fact about an architecture: a new one is one entry in ARCHITECTURES."""
     build: Callable[..., nn.Module]
-    # The forward pass as named stages, so explanations can start the backward pass at any stage.
+    # The forward pass as named stages, so explanations can start the backward pass at any stage and
+    # training can freeze (and cache) the stages up to one of `freezable`.
     stages: Callable[[nn.Module], list[tuple[str, nn.Module]]]
     # The stage Grad-CAM reads by default (the last convolutional block), and the ones it may read.
     cam_layer: str
@@ -108,17 +225,48 @@ class Architecture:
     head: Callable[[nn.Module], nn.Module]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    display_name: str
+    # training.fit's reference recipe; any flag given on the command line overrides it.
+    recipe: dict[str, Any]
     image_size: int = 224  # the input side the architecture is trained at
     sized_by_input: bool = False  # whether the builder needs image_size (a flatten layer)
+    # timm's name and model arguments for the same network (brain_tumor.export), or why timm cannot hold it.
+    timm: tuple[str, dict[str, Any]] | str | None = None
+    # Stages training may freeze through (training.fit --freeze-through): their output is computed once and cached.
+    freezable: tuple[str, ...] = ()
+    # The stage whose output an attention gate reads (None: no gate); model.logits_and_gate(that output) gives the
+    # class logits and the gate's, which a box loss trains.
+    gate_input: str | None = None
+    # Other architectures whose weights folders initialise this one (all but the parts they lack).
+    starts_from: tuple[str, ...] = ()
 
 
+RESNET_RECIPE = dict(init="imagenet", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=10)
 ARCHITECTURES: dict[str, Architecture] = {
-    "resnet50": Architecture(build_resnet50, resnet_stages, "layer4", ("layer3", "layer4"), lambda m: m.fc,
-                             IMAGENET_MEAN, IMAGENET_STD),
-    "resnet50_dilated": Architecture(functools.partial(build_resnet50, dilate_layer4=True), resnet_stages, "layer4",
-                                     ("layer3", "layer4"), lambda m: m.fc, IMAGENET_MEAN, IMAGENET_STD),
-    "baseline": Architecture(build_baseline, baseline_stages, "block3", ("block2", "block3"), lambda m: m.classifier,
-                             HALF_RANGE_MEAN, HALF_RANGE_STD, sized_by_input=True),
+    "resnet50": Architecture(
+        build_resnet50, resnet_stages, "layer4", ("layer3", "layer4"), lambda m: m.fc, IMAGENET_MEAN, IMAGENET_STD,
+        display_name="ResNet-50 (torchvision)", recipe=RESNET_RECIPE, timm=("resnet50", {}), freezable=("layer2", "layer3", "layer4")),
+    "resnet50_dilated": Architecture(
+        functools.partial(build_resnet50, dilate_layer4=True), resnet_stages, "layer4", ("layer3", "layer4"), lambda m: m.fc,
+        IMAGENET_MEAN, IMAGENET_STD, display_name="ResNet-50 (torchvision) with a dilated last stage (14×14 map)",
+        recipe=RESNET_RECIPE, timm=("resnet50", {"output_stride": 16}), freezable=("layer2", "layer3"), starts_from=("resnet50",)),
+    "resnet50_gated": Architecture(
+        build_resnet50_gated, gated_resnet_stages, "gated", ("gated",), lambda m: nn.ModuleList([m.attention, m.fc]),
+        IMAGENET_MEAN, IMAGENET_STD,
+        display_name="ResNet-50 (torchvision) with a box-supervised attention pool (a 14×14 gate on layer3 and layer4)",
+        recipe=dict(RESNET_RECIPE, box_weight=1.0),
+        timm="timm has no ResNet-50 with an attention pool",
+        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",)),
+    "resnet50_gated_fine": Architecture(
+        functools.partial(build_resnet50_gated, scale=2), gated_resnet_stages, "gated", ("gated",),
+        lambda m: nn.ModuleList([m.attention, m.fc]), IMAGENET_MEAN, IMAGENET_STD,
+        display_name="ResNet-50 (torchvision) with a box-supervised attention pool (a 28×28 gate on layer3 and layer4)",
+        recipe=dict(RESNET_RECIPE, box_weight=1.0), timm="timm has no ResNet-50 with an attention pool",
+        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",)),
+    "baseline": Architecture(
+        build_baseline, baseline_stages, "block3", ("block2", "block3"), lambda m: m.classifier, HALF_RANGE_MEAN, HALF_RANGE_STD,
+        display_name="Baseline CNN (3 conv blocks, 16/32/64)", sized_by_input=True, freezable=("block2", "block3"),
+        recipe=dict(init="scratch", optimizer="adamw", lr=1e-4, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=10)),
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from brain_tumor import Classifier, preprocess
-from tests.helpers import EXAMPLES, colour_photo, one_sentence, run_module
+from tests.helpers import EXAMPLES, colour_photo, one_sentence, run_module, save_tiny_model
 
 
 def test_a_timm_export_gives_identical_logits(tiny_resnet, tmp_path):
@@ -28,6 +28,23 @@ def test_a_timm_export_gives_identical_logits(tiny_resnet, tmp_path):
 def test_the_baseline_has_no_timm_form(tiny_baseline, tmp_path):
     result = run_module("brain_tumor.export", "--weights", tiny_baseline, "--format", "timm", "--out", tmp_path / "t", expect=2)
     assert "timm has no baseline architecture" in result.stderr and one_sentence(result.stderr.strip()[len("error: "):])
+
+
+def test_the_gated_model_goes_to_onnx_not_timm(tmp_path):
+    """The attention-pooled ResNet-50: timm cannot hold it (one sentence); onnxruntime gives the same answer and map."""
+    weights = save_tiny_model(tmp_path / "gated", "resnet50_gated", 64)
+    result = run_module("brain_tumor.export", "--weights", weights, "--format", "timm", "--out", tmp_path / "t", expect=2)
+    message = result.stderr.strip()[len("error: "):]
+    assert "timm has no ResNet-50 with an attention pool" in message and "--format onnx" in message and one_sentence(message)
+    model = Classifier.from_pretrained(weights, backend="torch")
+    torch.nn.init.normal_(model.model.attention.gate.body[-1].weight, std=0.5)  # a gate that is not uniform
+    model.save_pretrained(weights)  # new weights, so a new version (the ONNX cache is keyed by it)
+    plain, fast = Classifier.from_pretrained(weights, backend="torch"), Classifier.from_pretrained(weights, backend="onnx")
+    for path in EXAMPLES[:2]:
+        a, b = plain.explain(path), fast.explain(path)
+        np.testing.assert_allclose(list(a.prediction.probabilities.values()), list(b.prediction.probabilities.values()), atol=1e-5)
+        np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-4)
+        assert a.layer == b.layer == "gated"
 
 
 def onnx_files_run_any_batch_size(weights, path, int8: bool):

@@ -1,5 +1,5 @@
-"""training: fits, resume, DDP, the one validation split, evaluate, audit, the box fine-tune, dataset
-layouts, push (faked Hub), and one-sentence errors from every command."""
+"""training: fits, resume, DDP, the one validation split, evaluate, audit, the box-supervised gate on frozen
+features, dataset layouts, push (faked Hub), and one-sentence errors from every command."""
 from __future__ import annotations
 
 import csv
@@ -106,12 +106,12 @@ COMMANDS = [
     ("training.audit", ["--out", "{tmp}/t.csv"]),
     ("training.calibrate_ood", ["--weights", "{weights}"]),
     ("training.make_examples", ["--out", "{tmp}/ex"]),
-    ("training.finetune_boxes", ["--init", "{resnet}", "--out", "{tmp}/f"]),
+    ("training.fit", ["--model", "resnet50_gated", "--init", "{resnet}", "--boxes", "{tmp}/b", "--freeze-through", "layer4", "--out", "{tmp}/g"]),
     ("training.diagnose", ["--weights", "{resnet}", "--out", "{tmp}/d"]),
 ]
 
 
-@pytest.mark.parametrize("module, extra", COMMANDS, ids=[m for m, _ in COMMANDS])
+@pytest.mark.parametrize("module, extra", COMMANDS, ids=[f"{m}-{i}" for i, (m, _) in enumerate(COMMANDS)])
 def test_every_command_ends_a_wrong_data_folder_with_one_sentence(module, extra, tmp_path, tiny_baseline, tiny_resnet):
     args = [a.format(tmp=tmp_path, weights=tiny_baseline, resnet=tiny_resnet) for a in extra]
     result = run_module(module, "--data", tmp_path / "nowhere", *args, "--cache-dir", "", expect=2)
@@ -120,9 +120,10 @@ def test_every_command_ends_a_wrong_data_folder_with_one_sentence(module, extra,
     assert "Traceback" not in result.stderr
 
 
-def test_evaluate_cam_and_finetune_name_a_missing_box_folder(tiny_resnet, kaggle_dataset, tmp_path):
+def test_evaluate_cam_and_fit_name_a_missing_box_folder(tiny_resnet, kaggle_dataset, tmp_path):
     for module, args in (("training.evaluate_cam", ["--weights", tiny_resnet, "--out", tmp_path / "c"]),
-                         ("training.finetune_boxes", ["--init", tiny_resnet, "--data", kaggle_dataset, "--out", tmp_path / "f"])):
+                         ("training.fit", ["--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset,
+                                           "--out", tmp_path / "f", "--image-size", "64", *FAST[2:]])):
         result = run_module(module, *args, "--boxes", tmp_path / "nowhere", "--cache-dir", "", expect=2)
         assert "has no boxes.csv" in result.stderr and "Traceback" not in result.stderr
 
@@ -140,10 +141,11 @@ def test_diagnose_measures_accuracy_without_each_cue(tiny_resnet, kaggle_dataset
                "--cache-dir", "")
     result = json.loads((tmp_path / "d" / "diagnosis.json").read_text())
     assert set(result["clean_test"]) == {"as_is", "outside_head_blacked", "cropped_to_head"}
-    assert set(result["boxed"]) == {"as_is", "tumour_box_blanked", "per_class"} and result["n_boxed"] == 9  # the evaluation part only
+    assert set(result["boxed"]) == {"as_is", "tumour_box_blanked", "tumour_box_blurred", "tumour_box_inpainted", "per_class"}
+    assert result["n_boxed"] == 9  # the evaluation part only
     assert sorted(result["boxed"]["per_class"]) == ["glioma", "meningioma", "pituitary"]
     assert sum(v["n"] for v in result["boxed"]["per_class"].values()) == 9
-    assert all(0 <= v <= 1 for v in [*result["clean_test"].values(), result["boxed"]["as_is"], result["boxed"]["tumour_box_blanked"]])
+    assert all(0 <= v <= 1 for k, v in [*result["clean_test"].items(), *result["boxed"].items()] if k != "per_class")
     assert sum(f["n"] for f in result["per_file_family"].values()) == result["n_clean_test"] > 0
     assert all(0 <= share <= 1 for share in result["heatmap_mass_outside_head"].values())
     assert "tumour box blanked" in (tmp_path / "d" / "diagnosis.md").read_text()
@@ -158,6 +160,9 @@ def test_the_diagnosis_takes_away_what_it_says():
     image[0, 2, 60] = 30  # a faint mark outside the head
     blanked = box_blanked(image, [(12, 20, 20, 28)])
     assert (blanked[0, 20:28, 12:20] == 90).all() and (blanked[0, 30:40] == image[0, 30:40]).all()
+    for fill in ("blur", "inpaint"):  # the bright lesion is gone, the head far from the box is untouched
+        filled = box_blanked(image, [(12, 20, 20, 28)], fill)
+        assert filled[0, 20:28, 12:20].max() < 200 and (filled[0, 36:44, 24:36] == 90).all()
     assert masked_outside_head(image)[0, 2, 60].sum() == 0 and (masked_outside_head(image)[0, 30:40, 10:38] == 90).all()
     cropped = cropped_to_head(image)[0]
     assert cropped.shape == (64, 64, 3) and (cropped[:, 32] > 0).all()  # the head now fills the frame, top to bottom
@@ -197,33 +202,86 @@ def test_audit_finds_planted_duplicates(kaggle_dataset, tmp_path):
     assert any("Tr-0-dup.png" in r["path_a"] + r["path_b"] for r in rows if r["split_a"] == r["split_b"] == "train")
 
 
-def test_finetune_boxes_carries_boxes_to_twins_and_exports(kaggle_dataset, tiny_resnet, tmp_path):
-    from training.boxes import EVAL_FROM, GUARD
+def boxed_copies(kaggle_dataset, folder):
+    """A figshare-like box folder: copies of Kaggle training gliomas in the training band (so they have twins
+    there), one unseen slice in the box-validation band, and copies of test gliomas in the evaluation part."""
+    from training.boxes import BOX_VAL_FROM, EVAL_FROM, GUARD
 
-    # Boxed "figshare" slices: copies of Kaggle training gliomas (so they have twins there) and of test gliomas.
-    boxes = tmp_path / "boxes"
-    (boxes / "glioma").mkdir(parents=True)
-    rows = []
-    unseen = tmp_path / "unseen.png"  # a train-part slice with no twin anywhere: the box validation
+    (folder / "glioma").mkdir(parents=True)
+    unseen = folder / "unseen.png"
     synthetic_slice(0, 777).save(unseen)
     sources = sorted((kaggle_dataset / "Training" / "glioma_tumor").glob("Tr-0-00[0-4].png")) + [unseen] + \
         sorted((kaggle_dataset / "Testing" / "glioma_tumor").glob("Te-0-00[0-2].png"))
-    for k, source in enumerate(sources):
-        number = EVAL_FROM["glioma"] - GUARD - 10 + k if k < 6 else EVAL_FROM["glioma"] + k
-        shutil.copy(source, boxes / "glioma" / f"{number}.png")
+    numbers = [BOX_VAL_FROM["glioma"] - GUARD - 10 + k for k in range(5)] + [BOX_VAL_FROM["glioma"]] + [EVAL_FROM["glioma"] + k for k in range(3)]
+    rows = []
+    for number, source in zip(numbers, sources):
+        shutil.copy(source, folder / "glioma" / f"{number}.png")
         rows.append(f"glioma/{number}.png,glioma,48,48,6,6,22,22")
-    (boxes / "boxes.csv").write_text("path,label,width,height,x_min,y_min,x_max,y_max\n" + "\n".join(rows) + "\n")
-    out = tmp_path / "ft"
-    result = run_module("training.finetune_boxes", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes, "--out", out,
-                        "--epochs", "2", "--batch-size", "8", "--others-per-epoch", "8", "--accuracy-slack", "1", "--cache-dir", tmp_path / "cache")
+    unseen.unlink()
+    (folder / "boxes.csv").write_text("path,label,width,height,x_min,y_min,x_max,y_max\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_dataset, tiny_resnet, tmp_path):
+    boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
+    out = tmp_path / "gated"
+    args = ["--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes, "--freeze-through", "layer4",
+            "--epochs", "2", "--optimizer", "adamw", "--lr", "1e-3", "--select-metric", "pointing", "--accuracy-slack", "1",
+            "--cache-dir", tmp_path / "cache", "--image-size", "64", *FAST[2:]]
+    result = run_module("training.fit", *args, "--out", out)
     log = (out / "train_log.txt").read_text()
-    carried = int(log.split("boxes carried to training images: ")[1].split()[0])
-    assert carried >= 3  # the copies of training images that the validation split did not take
-    assert "box validation: 1 train-part slices" in log
-    config = Classifier.from_pretrained(out / "weights").config
-    assert config.explanation["layer"] == "layer4" and {"test", "test_clean", "validation"} <= set(config.metrics)
-    assert "stem to layer3 frozen" in config.provenance["init"]
-    assert len(list(csv.DictReader(open(out / "metrics.csv")))) == 2 and "kept epoch" in result.stdout + log
+    notes = json.loads(log.split("boxes: ")[1].splitlines()[0])
+    assert notes["boxed_slices_trained_on"] + notes["boxed_slices_left_out_as_twins_of_validation"] == 5
+    assert notes["box_validation"] == 1 and notes["boxes_carried_to_training_images"] >= 3
+    assert "init: resnet50 weights" in log and "new: attention.gate.body" in log and "start: val_acc" in log
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 2 and all(float(r["train_box_loss"]) > 0 for r in rows) and rows[0]["val_pointing"] != ""
+    classifier = Classifier.from_pretrained(out / "weights")
+    config = classifier.config
+    assert config.architecture == "resnet50_gated" and classifier.explain_settings() == ("gradcam", ("gated",))
+    assert {"test", "test_clean", "validation", "localisation_validation"} <= set(config.metrics)
+    assert config.provenance["boxes"]["box_validation"] == 1
+    # The frozen stages are the --init weights' own, and their outputs were cached for the next run.
+    start = Classifier.from_pretrained(tiny_resnet).model.state_dict()
+    assert all(torch.equal(start[k], v) for k, v in classifier.model.state_dict().items() if k.startswith(("conv1", "layer")))
+    assert len(list((tmp_path / "cache").glob("frozen-resnet50_gated-layer4-*.npz"))) == 4  # train, boxed slices, val, box validation
+    assert "Traceback" not in result.stderr
+
+
+def test_fit_refuses_what_it_cannot_train_in_one_sentence(kaggle_dataset, tiny_resnet, tmp_path):
+    boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
+    base = ["--data", kaggle_dataset, "--out", tmp_path / "o", "--cache-dir", "", *FAST]
+    for extra, words in ((["--model", "resnet50", "--init", tiny_resnet, "--boxes", boxes], "choose resnet50_gated"),
+                         (["--model", "resnet50_gated", "--init", tiny_resnet, "--freeze-through", "fc"], "can be frozen through"),
+                         (["--model", "baseline", "--init", tiny_resnet], "holds resnet50 weights")):
+        result = run_module("training.fit", *extra, *base, expect=2)
+        message = result.stderr.strip().splitlines()[-1]
+        assert words in message and one_sentence(message[len("error: "):]) and "Traceback" not in result.stderr
+
+
+def test_every_registered_model_starts_or_ends_in_one_sentence(kaggle_dataset, tmp_path):
+    from brain_tumor.models import ARCHITECTURES
+
+    offline = {"TORCH_HOME": str(tmp_path / "torch"), "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    for name in ARCHITECTURES:
+        result = run_module("training.fit", "--model", name, "--data", kaggle_dataset, "--out", tmp_path / name, "--epochs", "1",
+                            "--max-per-class", "3", "--no-test", "--cache-dir", "", *FAST, expect=None, env=offline)
+        assert "Traceback" not in result.stderr, name
+        if result.returncode:  # ImageNet weights cannot be fetched here: one sentence that says what to do
+            message = result.stderr.strip().splitlines()[-1]
+            assert result.returncode == 2 and "--init scratch" in message and one_sentence(message[len("error: "):]), name
+        else:
+            assert Classifier.from_pretrained(tmp_path / name / "weights").config.architecture == name
+
+
+def test_augmenting_masks_moves_them_with_the_image():
+    images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    images[:, :, 4:12, 4:12] = 255  # a bright square, boxed exactly
+    masks = torch.zeros(4, 32, 32)
+    masks[:, 4:12, 4:12] = 1
+    x, m = augment(images, AugmentConfig(), torch.Generator().manual_seed(1), masks=masks)
+    bright = x.mean(1) > 127
+    assert m.shape == (4, 32, 32) and ((m > 0.5) == bright).float().mean() > 0.97
 
 
 def test_carried_boxes_go_only_to_twins_with_the_same_label():
@@ -247,6 +305,21 @@ def test_the_box_loss_is_low_inside_and_high_outside():
     masks = torch.zeros(2, 16, 16)
     masks[:, :4, :4] = 1  # both boxes in the first corner
     assert outside_share_loss(cams[:1], masks[:1]) < 0.01 and outside_share_loss(cams[1:], masks[1:]) > 0.99
+
+
+def test_the_gate_loss_rewards_a_gate_that_fires_inside_the_box():
+    from training.attention import gate_loss
+
+    masks = torch.zeros(3, 28, 28)
+    masks[:2, :4, :4] = 1  # two tumours in the top-left corner; the third image has none (an empty map)
+    inside, outside = torch.full((3, 1, 14, 14), -6.0), torch.full((3, 1, 14, 14), -6.0)
+    inside[:2, :, :2, :2] = 6.0
+    outside[:2, :, 10:12, 10:12] = 6.0
+    for mass in (0.0, 1.0):
+        assert gate_loss(inside, masks, mass) < 0.01 < 0.1 < gate_loss(outside, masks, mass)
+    # The soft pointing game counts only images with a tumour, and only where the gate's peak is.
+    assert gate_loss(outside, masks, 1.0) - gate_loss(outside, masks, 0.0) > 5
+    assert torch.isclose(gate_loss(inside[2:], masks[2:], 1.0), gate_loss(inside[2:], masks[2:], 0.0))
 
 
 def test_twin_groups_never_straddle_the_split():

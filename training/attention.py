@@ -1,19 +1,25 @@
-"""Teaching a model where to look: tumour boxes carried onto training images, and a loss on the
-class activation map's share outside the box.
+"""Teaching a model where to look: tumour boxes carried onto training images, the data a box-supervised
+run adds (training.fit --boxes), and the losses and scores on where a model looks.
 
 figshare is one of the sources of the Kaggle set, so a boxed figshare slice often has a near-identical
-twin in Kaggle's Training split; the twin inherits the box, scaled to its own pixels. For a global
-average pool followed by a linear layer, Grad-CAM at the last block equals CAM (Zhou et al., 2016):
-relu(Σ_k w_ck A_k), differentiable without a second backward pass, so it can be trained directly.
+twin in Kaggle's Training split; the twin inherits the box, scaled to its own pixels. For a pool followed
+by a linear layer, Grad-CAM at the pooled map equals CAM (Zhou et al., 2016): relu(Σ_k w_ck A_k),
+differentiable without a second backward pass.
 """
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from brain_tumor.classes import CLASSES
 from training import twins
-from training.boxes import BoxedSlice, box_mask
+from training.boxes import BoxedSlice, box_mask, box_validation_split, read_boxes
+from training.data import RunData, decode_images
+from training.localisation import score_maps
 
 
 def carry_boxes(slices: list[BoxedSlice], slice_images: torch.Tensor, labels: np.ndarray, thumbs: torch.Tensor,
@@ -36,13 +42,83 @@ def carry_boxes(slices: list[BoxedSlice], slice_images: torch.Tensor, labels: np
 
 
 def masks_for(boxes: dict[int, tuple], count: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(count×side×side float masks, count bools saying which have a box)."""
-    masks = torch.zeros(count, side, side)
+    """(count×side×side uint8 masks, 1 inside the box; count bools saying which have a box)."""
+    masks = torch.zeros(count, side, side, dtype=torch.uint8)
     has = torch.zeros(count, dtype=torch.bool)
     for j, box in boxes.items():
-        masks[j] = torch.from_numpy(box_mask(box, side)).float()
+        masks[j] = torch.from_numpy(box_mask(box, side))
         has[j] = True
     return masks, has
+
+
+@dataclasses.dataclass
+class BoxData:
+    """What --boxes adds to a run: a mask for each training image that has one (a box carried from a twin,
+    or an empty map for a no-tumour image), boxed slices to train on, and the box validation."""
+    train_masks: torch.Tensor  # len(train)×S×S uint8
+    train_has_mask: torch.Tensor  # len(train) bool
+    extra_images: torch.Tensor  # the training band's slices (less any twin of a validation image)
+    extra_labels: np.ndarray
+    extra_masks: torch.Tensor
+    val_images: torch.Tensor  # box validation: the top band of the train part's file numbers
+    val_labels: np.ndarray
+    val_boxes: list[tuple[float, float, float, float]]
+    notes: dict
+
+
+def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, threshold: float, cache_dir: Path | None) -> BoxData:
+    """The train part of the boxed slices (training.boxes; the evaluation part is never read) turned into masks
+    for the run's training images, slices to train on, and the box validation (a band of file numbers, so
+    other patients; training.boxes.box_validation_split). Only slices of the training band lend their box to
+    a twin, and slices with a twin among the validation images are left out."""
+    fit, held = box_validation_split(read_boxes(folder, "train"))
+    decode = lambda slices, name: decode_images([s.path for s in slices], side, clahe, cache_dir=cache_dir, desc=name)  # noqa: E731
+    images, held_images = decode(fit, "boxes-fit"), decode(held, "boxes-val")
+    labels = np.array([s.label for s in fit], dtype=np.int64)
+    carried = carry_boxes(fit, images, data.train.labels, twins.thumbnails(data.train_images), threshold)
+    train_masks, has = masks_for(carried, len(data.train), side)
+    has |= torch.from_numpy(data.train.labels == CLASSES.index("notumor"))  # no tumour: an empty map
+    near_val = (~twins.clean_mask(twins.thumbnails(images), twins.thumbnails(data.val_images), threshold)
+                if data.val_images is not None else np.zeros(len(fit), dtype=bool))
+    extra = np.flatnonzero(~near_val)
+    extra_masks, _ = masks_for({i: fit[j].box_at(side) for i, j in enumerate(extra)}, len(extra), side)
+    notes = {"boxed_slices_trained_on": len(extra), "boxes_carried_to_training_images": len(carried),
+             "boxed_slices_left_out_as_twins_of_validation": int(near_val.sum()), "box_validation": len(held),
+             "box_validation_without_training_twin": int(twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold).sum())}
+    return BoxData(train_masks, has, images[torch.from_numpy(extra)], labels[extra], extra_masks,
+                   held_images, np.array([s.label for s in held], dtype=np.int64), [s.box_at(side) for s in held], notes)
+
+
+def gate_loss(gate_logits: torch.Tensor, masks: torch.Tensor, mass_weight: float = 0.0) -> torch.Tensor:
+    """Binary cross-entropy of an attention gate's N×1×h×w logits against the masks' share of each cell; with
+    mass_weight, plus that weight times a soft pointing game on the images with a tumour: −log of the share of
+    the logits' spatial softmax on the cells whose centre lies in the box (where the pointing game counts a
+    heatmap's peak as a hit), or on the cells the box touches when it holds no cell's centre."""
+    h, w = gate_logits.shape[-2:]
+    target = F.adaptive_avg_pool2d(masks[:, None].float(), (h, w))
+    loss = F.binary_cross_entropy_with_logits(gate_logits.float(), target)
+    tumour = target.flatten(1).amax(1) > 0
+    if mass_weight and tumour.any():
+        rows = ((torch.arange(h, device=masks.device) + 0.5) * masks.shape[-2] / h).long()
+        cols = ((torch.arange(w, device=masks.device) + 0.5) * masks.shape[-1] / w).long()
+        centres = masks[tumour][:, rows][:, :, cols].flatten(1) > 0.5
+        touched = target.flatten(1)[tumour] > 0
+        inside = torch.where(centres.any(1, keepdim=True), centres, touched)
+        log_share = F.log_softmax(gate_logits.float().flatten(1)[tumour], 1)
+        loss = loss - mass_weight * torch.logsumexp(log_share.masked_fill(~inside, -torch.inf), 1).mean()
+    return loss
+
+
+def localisation_scores(cams: torch.Tensor, boxes: list[tuple[float, float, float, float]], side: int) -> tuple[float, float]:
+    """Pointing game and energy ratio of N×h×w class activation maps, scaled as pytorch-grad-cam does
+    (min-max per map, bilinear to side×side), against boxes in pixels of side×side; zeros when there are none."""
+    if not len(cams):
+        return 0.0, 0.0
+    low, high = cams.flatten(1).min(1).values, cams.flatten(1).max(1).values
+    cams = (cams - low[:, None, None]) / (high - low + 1e-7)[:, None, None]
+    maps = F.interpolate(cams[:, None].float(), size=(side, side), mode="bilinear", align_corners=False)[:, 0].numpy()
+    hits, ratios = score_maps(maps, boxes)
+    return float(hits.mean()), float(ratios.mean())
 
 
 def class_activation(features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -29,10 +29,16 @@ def _uniform(n: int, lo: float, hi: float, generator, device) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=device) * (hi - lo) + lo
 
 
-def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 N×3×H×W -> float N×3×H×W in 0..255, randomly cropped, rotated, flipped and jittered."""
+def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None,
+            masks: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """uint8 N×3×H×W -> float N×3×H×W in 0..255, randomly cropped, rotated, flipped and jittered.
+
+    masks (N×H×W, e.g. tumour boxes): warped with the same crop, rotation and flip, and returned beside the images.
+    """
     n, device = batch.shape[0], batch.device
     x = batch.float()
+    if masks is not None:
+        x = torch.cat([x, masks[:, None].to(x.dtype)], 1)
     scale = _uniform(n, *config.crop_scale, generator, device)
     log_ratio = _uniform(n, math.log(config.crop_ratio[0]), math.log(config.crop_ratio[1]), generator, device)
     ratio = log_ratio.exp()
@@ -52,10 +58,14 @@ def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generat
     ], dim=1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    warped_masks = None
+    if masks is not None:
+        x, warped_masks = x[:, :3], x[:, 3]
     if config.brightness:
         x = x * _uniform(n, 1 - config.brightness, 1 + config.brightness, generator, device).view(n, 1, 1, 1)
     if config.contrast:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         factor = _uniform(n, 1 - config.contrast, 1 + config.contrast, generator, device).view(n, 1, 1, 1)
         x = (x - mean) * factor + mean
-    return x.clamp(0, 255)
+    x = x.clamp(0, 255)
+    return x if masks is None else (x, warped_masks)

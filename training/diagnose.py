@@ -3,9 +3,10 @@
 Accuracy when the cues a shortcut would use are taken away, and where the heatmap's mass lies:
 - clean Testing images as they are, with everything outside the head blacked out, and cropped to
   the head (which removes its size, position and the black frame);
-- boxed figshare slices (evaluation part) as they are, and with the tumour box blanked (filled
-  with the head's median grey): if the class survives without the lesion, the lesion is not what
-  the model uses;
+- boxed figshare slices (evaluation part) as they are, and with the tumour box blanked: filled with
+  the head's median grey, blurred away, or inpainted from its surroundings (cv2.inpaint; three fills,
+  so a model that learnt to spot one kind of patch is still caught): if the class survives without the
+  lesion, the lesion is not what the model uses;
 - the share of the heatmap's mass outside the head, per class;
 - accuracy per file-name family of the Kaggle test images (a proxy for their source collection).
 """
@@ -61,11 +62,23 @@ def cropped_to_head(images: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def box_blanked(images: np.ndarray, boxes: list) -> np.ndarray:
+FILLS = {"grey": "tumour_box_blanked", "blur": "tumour_box_blurred", "inpaint": "tumour_box_inpainted"}
+
+
+def box_blanked(images: np.ndarray, boxes: list, fill: str = "grey") -> np.ndarray:
+    """The slices with each tumour box taken away: filled with the head's median grey, replaced by a strong
+    blur of the slice (σ the box's longer side), or inpainted from the box's surroundings (Telea)."""
     out = images.copy()
     for image, box in zip(out, boxes):
         inside, head = box_mask(box, image.shape[0]), head_mask(image)
-        image[inside] = np.median(image[head & ~inside], axis=0) if (head & ~inside).any() else 0
+        if fill == "grey":
+            image[inside] = np.median(image[head & ~inside], axis=0) if (head & ~inside).any() else 0
+        elif fill == "blur":
+            sigma = max(box[2] - box[0], box[3] - box[1])
+            image[inside] = cv2.GaussianBlur(image, (0, 0), max(sigma, 1.0))[inside]
+        else:
+            grown = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8))  # the box's edge too
+            image[:] = cv2.inpaint(image, grown, 5, cv2.INPAINT_TELEA)
     return out
 
 
@@ -91,6 +104,10 @@ def outside_head_share(classifier: Classifier, images: np.ndarray, labels: np.nd
     return np.asarray(shares)
 
 
+def fills(row: dict) -> str:
+    return " / ".join(f"{row[key]:.2%}" for key in FILLS.values())
+
+
 def diagnose(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(args.weights, backend="torch")
     config = classifier.config
@@ -108,10 +125,11 @@ def diagnose(args: argparse.Namespace) -> dict:
     as_is = predicted(classifier, test)
     result["clean_test"] = {"as_is": float((as_is == labels).mean()), "outside_head_blacked": accuracy(classifier, masked_outside_head(test), labels),
                             "cropped_to_head": accuracy(classifier, cropped_to_head(test), labels)}
-    right, right_blanked = predicted(classifier, boxed) == box_labels, predicted(classifier, box_blanked(boxed, boxes)) == box_labels
-    result["boxed"] = {"as_is": float(right.mean()), "tumour_box_blanked": float(right_blanked.mean()),
-                       "per_class": {CLASSES[c]: {"n": int((box_labels == c).sum()), "as_is": float(right[box_labels == c].mean()),
-                                                  "tumour_box_blanked": float(right_blanked[box_labels == c].mean())}
+    right = {"as_is": predicted(classifier, boxed) == box_labels}
+    for fill, key in FILLS.items():
+        right[key] = predicted(classifier, box_blanked(boxed, boxes, fill)) == box_labels
+    result["boxed"] = {**{key: float(hits.mean()) for key, hits in right.items()},
+                       "per_class": {CLASSES[c]: {"n": int((box_labels == c).sum()), **{key: float(hits[box_labels == c].mean()) for key, hits in right.items()}}
                                      for c in np.unique(box_labels)}}
     shares = outside_head_share(classifier, test, labels)
     result["heatmap_mass_outside_head"] = {CLASSES[c]: float(shares[labels == c].mean()) for c in np.unique(labels)}
@@ -125,8 +143,9 @@ def diagnose(args: argparse.Namespace) -> dict:
     lines = [f"# What `{result['weights']}` relies on", "", "| images | as they are | changed | accuracy then |", "| --- | --- | --- | --- |",
              f"| {result['n_clean_test']} clean Testing images | {result['clean_test']['as_is']:.2%} | outside the head blacked out | {result['clean_test']['outside_head_blacked']:.2%} |",
              f"| | | cropped to the head | {result['clean_test']['cropped_to_head']:.2%} |",
-             f"| {result['n_boxed']} boxed figshare slices (evaluation part) | {result['boxed']['as_is']:.2%} | tumour box blanked | {result['boxed']['tumour_box_blanked']:.2%} |"]
-    lines += [f"| {v['n']} of them {k} | {v['as_is']:.2%} | tumour box blanked | {v['tumour_box_blanked']:.2%} |" for k, v in result["boxed"]["per_class"].items()]
+             f"| {result['n_boxed']} boxed figshare slices (evaluation part) | {result['boxed']['as_is']:.2%} | "
+             f"tumour box blanked (grey / blurred / inpainted) | {fills(result['boxed'])} |"]
+    lines += [f"| {v['n']} of them {k} | {v['as_is']:.2%} | tumour box blanked | {fills(v)} |" for k, v in result["boxed"]["per_class"].items()]
     lines += ["", "Share of the heatmap's mass outside the head (clean Testing images): " +
               ", ".join(f"{k} {v:.1%}" for k, v in result["heatmap_mass_outside_head"].items()), "",
               "| file-name family (Testing, clean) | n | accuracy |", "| --- | --- | --- |"]

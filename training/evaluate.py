@@ -28,7 +28,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="weights folder or Hub id (default: the shipped weights)")
     p.add_argument("--data", required=True, help="dataset root (with Training/ and Testing/) or one folder of class folders")
     p.add_argument("--split", default="Testing", help="sub-folder of --data to evaluate; ignored when --data is itself a folder of class folders")
-    p.add_argument("--train-data", default=None, help="the training images (a folder of class folders, or a dataset root) to find leaked twins")
+    p.add_argument("--train-data", nargs="+", default=None,
+                   help="everything the model was trained on (folders of class folders, or dataset roots), to find leaked twins; "
+                        "for a model trained with --boxes, name the box folder too")
     p.add_argument("--out", default="eval-report", help="where metrics.json, the PNGs and summary.md go")
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch", help="what computes the logits")
@@ -91,8 +93,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     probs = torch.softmax(logits / config.temperature, dim=1).numpy()
     reference = None
     if args.train_data:
-        train = load_split(args.train_data, "Training")
-        reference = twins.thumbnails(decode_images(train.paths, config.image_size, config.clahe, cache_dir=cache, desc="train"))
+        reference = torch.cat([twins.thumbnails(decode_images(load_split(folder, "Training").paths, config.image_size, config.clahe,
+                                                               cache_dir=cache, desc="train")) for folder in args.train_data])
     found = measure(probs, split, images, reference, args.twin_threshold, classes)
     metrics = {**found.pop("all"), **found}
     metrics.update(weights=str(classifier.source), data=str(args.data), split=args.split, temperature=config.temperature, backend=args.backend)

@@ -7,6 +7,7 @@ then main, which reads as the steps of a run. Several GPUs or nodes: the same co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -23,24 +24,22 @@ from tqdm import tqdm
 
 from brain_tumor.classes import CLASSES
 from brain_tumor.config import ModelConfig
-from brain_tumor.errors import UserError, WeightsError, exit_status
+from brain_tumor.errors import UsageError, UserError, WeightsError, exit_status
 from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, model_config
 from brain_tumor.preprocess import normalize
 from brain_tumor.weights import load_model, save_weights
 from training import twins
-from training.augment import AugmentConfig, augment
+from training.attention import class_activation, gate_loss, load_box_data, localisation_scores
+from training.augment import AugmentConfig
 from training.calibration import fit_temperature, ood_section
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
+from training.frozen import TrainItems, as_tuple, forward_from, frozen_outputs, take
 from training.metrics import classification_metrics
 from training.report import measure, predict_logits
 from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, pick_device, seed_everything, setup_distributed, teardown, unwrap
 
-# The reference recipes; any flag given on the command line overrides these.
-RECIPES = {
-    "resnet50": dict(init="imagenet", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=10),
-    "baseline": dict(init="scratch", optimizer="adamw", lr=1e-4, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=10),
-}
-FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "img_per_s", "epoch_time_s"]
+FIELDS = ["epoch", "train_loss", "train_acc", "train_box_loss", "val_loss", "val_acc", "val_macro_f1", "val_pointing", "val_energy",
+          "lr", "img_per_s", "epoch_time_s"]
 RESUMABLE = {"resume", "epochs", "device", "workers", "cache_dir", "patience"}  # flags a resumed run may change
 
 
@@ -75,7 +74,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-scale", type=float, default=0.7, help="smallest area fraction of the random resized crop")
     p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation metric (0: never)")
-    p.add_argument("--select-metric", choices=["macro_f1", "accuracy", "loss"], default="macro_f1", help="validation metric that picks the best checkpoint")
+    p.add_argument("--select-metric", choices=["macro_f1", "accuracy", "loss", "pointing"], default="macro_f1",
+                   help="validation metric that picks the best checkpoint; pointing: the box validation's pointing game, among "
+                        "epochs whose validation accuracy is within --accuracy-slack of the starting model's")
+    p.add_argument("--accuracy-slack", type=float, default=0.005, help="with --select-metric pointing: validation accuracy an epoch may lose")
+    p.add_argument("--boxes", default=None, help="figshare slices with boxes.csv: train the attention gate on their train part (a box loss)")
+    p.add_argument("--box-weight", type=float, default=None, help="weight of the box loss beside cross-entropy (recipe: 1)")
+    p.add_argument("--box-mass-weight", type=float, default=0.0,
+                   help="within the box loss, weight of a soft pointing game: −log of the gate's spatial softmax inside the box")
+    p.add_argument("--freeze-through", default=None,
+                   help="keep the stages up to this one (e.g. layer4) as --init has them, computed once per image and cached: "
+                        "a CPU trains the rest in minutes (no image augmentation then)")
     p.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto", help="bf16 autocast (auto: on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--twin-threshold", type=float, default=twins.DEFAULT_THRESHOLD, help="Pearson r of 32×32 thumbnails that makes two images twins")
@@ -96,9 +105,11 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             if key not in RESUMABLE or getattr(args, key) is None:
                 setattr(args, key, value)
         args.out = str(Path(args.resume))
-    for key, value in RECIPES[args.model].items():
-        if getattr(args, key) is None:
+    for key, value in get_architecture(args.model).recipe.items():
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if args.box_weight is None:
+        args.box_weight = 1.0
     if args.image_size is None:
         args.image_size = get_architecture(args.model).image_size
     args.out = args.out or f"runs/{args.model}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
@@ -110,10 +121,18 @@ def build_model(args: argparse.Namespace, log: RunLog) -> tuple[nn.Module, Model
     if args.init in ("imagenet", "scratch"):
         return create_model(args.model, len(CLASSES), init=args.init, head=args.head, image_size=args.image_size), config
     model, source = load_model(Path(args.init))
-    if source.architecture != args.model:
-        raise WeightsError(f"--init {args.init} holds {source.architecture} weights, not {args.model}.")
+    arch = get_architecture(args.model)
+    if source.architecture != args.model and source.architecture not in arch.starts_from:
+        can = " or ".join((args.model, *arch.starts_from))
+        raise WeightsError(f"--init {args.init} holds {source.architecture} weights, and {args.model} starts from {can} weights.")
+    if source.architecture != args.model:  # everything but the parts the source lacks (a new gate)
+        target = create_model(args.model, len(CLASSES), init="scratch", head=source.head, image_size=source.image_size)
+        missing = target.load_state_dict(model.state_dict(), strict=False).missing_keys
+        log.line(f"init: {source.architecture} weights from {args.init}; new: {', '.join(sorted({k.rsplit('.', 2)[0] for k in missing}))}")
+        model = target
+    else:
+        log.line(f"init: weights from {args.init}")
     config.head, config.image_size = source.head, source.image_size
-    log.line(f"init: weights from {args.init}")
     return model, config
 
 
@@ -159,48 +178,104 @@ def epoch_batches(n: int, args, epoch: int, rank: int, world: int, device) -> li
     return batches[: all_reduce_min(len(batches), device, world)]
 
 
-def train_one_epoch(model, optimizer, scheduler, data: RunData, config: ModelConfig, args, epoch: int, device, rank: int,
+def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: ModelConfig, args, epoch: int, device, rank: int,
                     world: int, use_amp: bool, aug: AugmentConfig) -> dict:
     model.train()
+    core = unwrap(model)
+    if items.start:  # frozen stages keep the batch-norm statistics their cached outputs were made with
+        stages = get_architecture(args.model).stages(core)
+        for _, stage in stages[:[name for name, _ in stages].index(items.start) + 1]:
+            stage.eval()
+    gate_input = get_architecture(args.model).gate_input if items.masks is not None else None
     generator = torch.Generator(device=device).manual_seed(args.seed * 7919 + epoch * 104729 + rank)
-    totals = torch.zeros(3, device=device)  # loss sum, correct, count
+    totals = torch.zeros(4, device=device)  # loss sum, correct, count, box loss sum
     start = time.perf_counter()
-    bar = tqdm(epoch_batches(len(data.train), args, epoch, rank, world, device), desc=f"epoch {epoch + 1}/{args.epochs}",
+    bar = tqdm(epoch_batches(len(items), args, epoch, rank, world, device), desc=f"epoch {epoch + 1}/{args.epochs}",
                disable=rank != 0, leave=False, dynamic_ncols=True)
     for step, idx in enumerate(bar):
-        images = data.train_images[idx.to(data.train_images.device)].to(device, non_blocking=True)
-        labels = torch.from_numpy(data.train.labels[idx.numpy()]).to(device, non_blocking=True)
-        x = normalize(augment(images, aug, generator), config.mean, config.std)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        labels = torch.from_numpy(items.labels[idx.numpy()]).to(device, non_blocking=True)
+        x, masks = items.batch(idx, config, aug, generator, device)
+        box = torch.zeros((), device=device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=args.label_smoothing)
+            if items.start is None and gate_input is None:
+                logits = model(x)  # through DDP when there are several processes
+            elif gate_input is None:
+                logits, _ = forward_from(core, args.model, x, items.start)
+            else:  # up to the gate's input, then the class and the gate from it
+                _, kept = forward_from(core, args.model, x, items.start, gate_input, stop=gate_input)
+                logits, gate = core.logits_and_gate(kept)
+                has = items.has_mask[idx].to(device)
+                if has.any():
+                    box = gate_loss(gate[has], masks[has], args.box_mass_weight)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=args.label_smoothing) + args.box_weight * box
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step()
-        totals += torch.stack([loss.detach() * len(labels), (logits.argmax(1) == labels).sum().float(), torch.tensor(float(len(labels)), device=device)])
+        totals += torch.stack([loss.detach() * len(labels), (logits.argmax(1) == labels).sum().float(),
+                               torch.tensor(float(len(labels)), device=device), box.detach() * len(labels)])
         if rank == 0 and step % 20 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", box=f"{box.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     totals = all_reduce_sum(totals, world)
     count = max(1.0, float(totals[2]))
-    return {"train_loss": float(totals[0]) / count, "train_acc": float(totals[1]) / count, "img_per_s": count / elapsed, "train_time_s": elapsed}
+    return {"train_loss": float(totals[0]) / count, "train_acc": float(totals[1]) / count, "train_box_loss": float(totals[3]) / count,
+            "img_per_s": count / elapsed, "train_time_s": elapsed}
 
 
-def validate(model, data: RunData, config, device, args, use_amp: bool) -> dict:
-    logits = predict_logits(model, data.val_images, config, device, args.eval_batch_size, use_amp)
-    metrics = classification_metrics(torch.softmax(logits, 1).numpy(), data.val.labels)
-    return {"val_loss": float(F.cross_entropy(logits, torch.from_numpy(data.val.labels))), "val_acc": metrics["accuracy"],
-            "val_macro_f1": metrics["macro_f1"]}
+@torch.no_grad()
+def outputs_of(model, architecture: str, inputs, start: str | None, config: ModelConfig, device, batch_size: int, use_amp: bool,
+               labels: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """float32 logits of uint8 images (start None) or of cached frozen outputs; with labels, also each item's
+    class activation map at the architecture's explained layer (Grad-CAM there, for a linear head on a pool)."""
+    was_training = model.training
+    model.eval()
+    cam_layer = get_architecture(architecture).cam_layer if labels is not None else None
+    logits, cams = [], []
+    for begin in range(0, len(inputs[0] if isinstance(inputs, tuple) else inputs), batch_size):
+        end = begin + batch_size
+        x = take(inputs, begin, end, device) if start else normalize(inputs[begin:end].to(device), config.mean, config.std)
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=use_amp):
+            out, kept = forward_from(model, architecture, x, start, cam_layer)
+        logits.append(out.float().cpu())
+        if cam_layer:
+            cams.append(class_activation(kept.float(), model.fc.weight.float(), torch.from_numpy(labels[begin:end]).to(device)).cpu())
+    model.train(was_training)
+    if not logits:
+        return torch.empty(0, len(config.classes)), None
+    return torch.cat(logits), (torch.cat(cams) if cams else None)
 
 
-def final_report(model, config: ModelConfig, data: RunData, args, device, use_amp: bool, log: RunLog) -> dict:
-    """Fit the temperature and the out-of-distribution bounds on validation; measure validation and Testing."""
+def validate(model, val: "Validation", config, device, args, use_amp: bool) -> dict:
+    row = {}
+    if val.inputs is not None:
+        logits, _ = outputs_of(model, args.model, val.inputs, val.start, config, device, args.eval_batch_size, use_amp)
+        metrics = classification_metrics(torch.softmax(logits, 1).numpy(), val.labels)
+        row.update(val_loss=float(F.cross_entropy(logits, torch.from_numpy(val.labels))), val_acc=metrics["accuracy"],
+                   val_macro_f1=metrics["macro_f1"])
+    if val.box_inputs is not None:
+        _, cams = outputs_of(model, args.model, val.box_inputs, val.start, config, device, args.eval_batch_size, use_amp, val.box_labels)
+        row["val_pointing"], row["val_energy"] = localisation_scores(cams, val.boxes, config.image_size)
+    return row
+
+
+@dataclasses.dataclass
+class Validation:
+    """What each epoch is judged on: the validation images (or their frozen outputs), and the box validation."""
+    inputs: object
+    labels: np.ndarray | None
+    start: str | None = None
+    box_inputs: object = None
+    box_labels: np.ndarray | None = None
+    boxes: list | None = None
+
+
+def final_report(model, config: ModelConfig, data: RunData, args, device, use_amp: bool, log: RunLog, reference: torch.Tensor) -> dict:
+    """Fit the temperature and the out-of-distribution bounds on validation; measure validation and Testing
+    (clean: the test images with no twin among `reference`, the thumbnails of everything trained on)."""
     metrics: dict = {}
     if data.val is not None and len(data.val):
         logits = predict_logits(model, data.val_images, config, device, args.eval_batch_size, use_amp)
@@ -212,7 +287,7 @@ def final_report(model, config: ModelConfig, data: RunData, args, device, use_am
         config.ood = ood_section(model, config, data.val_images, device)
     if data.test is not None:
         logits = predict_logits(model, data.test_images, config, device, args.eval_batch_size, use_amp)
-        found = measure(torch.softmax(logits / config.temperature, 1).numpy(), data.test, data.test_images, data.pool_thumbs, args.twin_threshold)
+        found = measure(torch.softmax(logits / config.temperature, 1).numpy(), data.test, data.test_images, reference, args.twin_threshold)
         metrics.update(test=found["all"], test_clean=found["clean"], leaked=found["leaked"])
         log.line(f"Testing: all {found['all']['accuracy']:.4f} (n={found['all']['n']}), clean {found['clean']['accuracy']:.4f} "
                  f"(n={found['clean']['n']}, macro-F1 {found['clean']['macro_f1']:.4f}), leaked {found['leaked']}")
@@ -245,17 +320,57 @@ def main(args: argparse.Namespace) -> int:
     data = load_run_data(recipe, cache_folder(args.cache_dir), args.workers, not args.no_test, rank, lambda: barrier(world))
     log.line(f"data: train {len(data.train)} {data.train.counts()} | val {len(data.val) if data.val else 0} | "
              f"test {len(data.test) if data.test else 0} | twin pairs within Training {data.notes['twin_pairs_within_training']}")
-    if device.type == "cuda":  # the whole decoded set on the GPU: no per-step host work
-        data.train_images = data.train_images.to(device)
+    arch = get_architecture(args.model)
+    boxes = None
+    if args.boxes:
+        if arch.gate_input is None:
+            gated = ", ".join(name for name, entry in ARCHITECTURES.items() if entry.gate_input)
+            raise UsageError(f"--boxes trains an attention gate, and {args.model} has none; choose {gated}.")
+        if world > 1:
+            raise UsageError("--boxes trains in one process; run training.fit without torchrun.")
+        boxes = load_box_data(args.boxes, data, args.image_size, args.clahe, args.twin_threshold, cache_folder(args.cache_dir))
+        log.line("boxes: " + json.dumps(boxes.notes))
+    train_images = data.train_images if boxes is None else torch.cat([data.train_images, boxes.extra_images])
+    train_labels = data.train.labels if boxes is None else np.concatenate([data.train.labels, boxes.extra_labels])
 
-    # 2. Model, optimiser, schedule.
+    # 2. Model, optimiser, schedule; with --freeze-through, the frozen stages' outputs computed once.
     model, config = build_model(args, log)
     config.weights_dtype = args.weights_dtype
     model = model.to(device, memory_format=torch.channels_last) if device.type == "cuda" else model.to(device)
     head_only = args.finetune == "head" or (args.finetune == "two-phase" and args.head_epochs > 0)
     set_trainable(model, args.model, head_only)
+    start = args.freeze_through
+    has_val = data.val is not None and len(data.val) > 0
+    if start:
+        if start not in arch.freezable:
+            raise UsageError(f"{args.model} can be frozen through {' or '.join(arch.freezable) or 'none of its stages'}, not {start!r}.")
+        if world > 1:
+            raise UsageError("--freeze-through trains in one process; run training.fit without torchrun.")
+        stages = arch.stages(model)
+        for _, stage in stages[:[name for name, _ in stages].index(start) + 1]:
+            stage.requires_grad_(False)
+        cache = cache_folder(args.cache_dir)
+        frozen = lambda images, name: frozen_outputs(model, config, start, images, cache, name, device)  # noqa: E731
+        parts = [frozen(data.train_images, "train")] + ([frozen(boxes.extra_images, "boxes-fit")] if boxes else [])
+        inputs = tuple(torch.cat(p) for p in zip(*map(as_tuple, parts)))
+        inputs = inputs if len(inputs) > 1 else inputs[0]
+        val = Validation(frozen(data.val_images, "val") if has_val else None, data.val.labels if has_val else None, start)
+        if boxes:
+            val.box_inputs, val.box_labels, val.boxes = frozen(boxes.val_images, "boxes-val"), boxes.val_labels, boxes.val_boxes
+    else:
+        if device.type == "cuda":  # the whole decoded set on the GPU: no per-step host work
+            train_images = train_images.to(device)
+        inputs = train_images
+        val = Validation(data.val_images if has_val else None, data.val.labels if has_val else None)
+        if boxes:
+            val.box_inputs, val.box_labels, val.boxes = boxes.val_images, boxes.val_labels, boxes.val_boxes
+    masks = has_mask = None
+    if boxes:
+        masks = torch.cat([boxes.train_masks, boxes.extra_masks])
+        has_mask = torch.cat([boxes.train_has_mask, torch.ones(len(boxes.extra_labels), dtype=torch.bool)])
+    items = TrainItems(inputs, train_labels, start, masks, has_mask)
     optimizer = build_optimizer(args, model)
-    per_rank = math.ceil(len(data.train) / world)
+    per_rank = math.ceil(len(items) / world)
     scheduler = build_scheduler(args, optimizer, max(1, per_rank // args.batch_size + (1 if per_rank % args.batch_size >= 2 else 0)))
     train_model: nn.Module = model
     if world > 1:
@@ -267,30 +382,41 @@ def main(args: argparse.Namespace) -> int:
     if args.resume:
         state = TrainState.restore(load_checkpoint(out / CHECKPOINT), model, optimizer, scheduler)
         log.line(f"resumed at epoch {state.epoch + 2} from {args.resume}")
+    if args.select_metric == "pointing":
+        if val.box_inputs is None or val.inputs is None:
+            raise UsageError("--select-metric pointing needs --boxes and a validation split.")
+        if getattr(args, "start_val_acc", None) is None:  # the starting model's, recorded with the run's flags
+            first = validate(model, val, config, device, args, use_amp)
+            args.start_val_acc = first["val_acc"]
+            log.line(f"start: val_acc {first['val_acc']:.4f} val_f1 {first['val_macro_f1']:.4f} "
+                     f"val pointing {first['val_pointing']:.3f} energy {first['val_energy']:.2f}")
 
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
     aug = AugmentConfig(crop_scale=(args.crop_scale, 1.0)) if args.augment == "standard" else AugmentConfig.none()
-    metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss"}[args.select_metric]
+    metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "pointing": "val_pointing"}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []
     for epoch in range(state.epoch + 1, args.epochs):
         if args.finetune == "two-phase" and epoch == args.head_epochs:
             set_trainable(model, args.model, head_only=False)
             log.line("two-phase: now training all layers")
         epoch_start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        row = train_one_epoch(train_model, optimizer, scheduler, data, config, args, epoch, device, rank, world, use_amp, aug)
+        row = train_one_epoch(train_model, optimizer, scheduler, items, config, args, epoch, device, rank, world, use_amp, aug)
         throughputs.append(row["img_per_s"])
-        if data.val is not None:
-            row.update(validate(model, data, config, device, args, use_amp))
-        else:
+        row.update(validate(model, val, config, device, args, use_amp))
+        if val.inputs is None:
             row.update(val_loss=row["train_loss"], val_acc=row["train_acc"], val_macro_f1=float("nan"))
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(row["val_loss"])
         row.update(epoch=epoch + 1, lr=lr, epoch_time_s=time.perf_counter() - epoch_start)
         state.history.append(row)
-        state.improve(row[metric_key] if not math.isnan(row[metric_key]) else row["val_acc"], epoch, args.select_metric, model)
+        value = row[metric_key] if not math.isnan(row[metric_key]) else row["val_acc"]
+        if args.select_metric == "pointing" and row["val_acc"] < args.start_val_acc - args.accuracy_slack:
+            value = -math.inf  # lost too much accuracy to be kept
+        state.improve(value, epoch, args.select_metric, model)
         state.epoch, state.wall_time_s = epoch, wall_before + time.perf_counter() - run_start
+        pointing = f"box {row['train_box_loss']:.4f} val pointing {row['val_pointing']:.3f} energy {row['val_energy']:.2f} " if boxes else ""
         log.line(f"epoch {epoch + 1:3d}/{args.epochs} loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f} "
-                 f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} val_f1 {row['val_macro_f1']:.4f} "
+                 f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} val_f1 {row['val_macro_f1']:.4f} {pointing}"
                  f"lr {lr:.2e} {row['img_per_s']:.0f} img/s {row['epoch_time_s']:.1f}s")
         log.epoch(row)
         if rank == 0:
@@ -310,9 +436,16 @@ def main(args: argparse.Namespace) -> int:
             final.load_state_dict(state.best_state)
         if device.type == "cuda" and data.val_images is not None:
             data.val_images = data.val_images.to(device)
-        config.metrics = final_report(final, config, data, args, device, use_amp, log)
+        reference = data.pool_thumbs if boxes is None else torch.cat([data.pool_thumbs, twins.thumbnails(boxes.extra_images)])
+        config.metrics = final_report(final, config, data, args, device, use_amp, log, reference)
+        if boxes:
+            config.metrics["localisation_validation"] = {
+                **{k: v for k, v in validate(final, val, config, device, args, use_amp).items() if k in ("val_pointing", "val_energy")},
+                "n": len(val.box_labels), "measured_by": "training.fit (the box validation band of the boxed slices' train part)"}
         config.metrics["best_epoch"] = state.best_epoch
         config.provenance = provenance(args, data, device, state.wall_time_s, float(np.median(throughputs)) if throughputs else 0.0, world)
+        if boxes:
+            config.provenance["boxes"] = {"folder": args.boxes, **boxes.notes}
         weights_dir = save_weights(final.state_dict(), config, out / "weights")
         (out / "summary.json").write_text(json.dumps({"wall_time_s": state.wall_time_s, "metrics": config.metrics, "notes": data.notes}, indent=2))
         (out / "validation_files.txt").write_text("".join(f"{p}\n" for p in (data.val.paths if data.val else [])))
