@@ -314,7 +314,7 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
                         target = gr.Dropdown([PREDICTED] + list(by_display), value=PREDICTED, label="Explain which class", elem_id="target")
                         method = gr.Dropdown(list(OFFERED), value=default.explain_settings()[0], label="Explanation method", elem_id="method")
                         layer = gr.Dropdown(layer_choices(default), value="+".join(default.explain_settings()[1]), label="Layer", elem_id="layer")
-                    model_choice = gr.Dropdown(names, value=names[0], label="Model", visible=len(names) > 1)
+                    model_choice = gr.Dropdown(names, value=names[0], label="Model", visible=len(names) > 1, elem_id="model")
                 with gr.Column(elem_id="result"):
                     summary = gr.Markdown(elem_id="headline")
                     label = gr.Label(num_top_classes=4, label="Confidence per class", elem_id="confidences")

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     probe = classifier.explain(images[0], method=args.method, layer=args.layer)
     print(f"{config.architecture} at {config.image_size} px on CPU, {torch.get_num_threads()} threads, 512×512 inputs; "
           f"backend {classifier.backend}; explain = {probe.method} at {probe.layer}")
-    if config.architecture == "resnet50" and config.image_size == 224:
+    if config.architecture.startswith("resnet50") and config.image_size == 224:
         rate = matmul_gflops()
         print(f"float32 matmul rate {rate:.0f} GFLOP/s: a ResNet-50 forward pass ({RESNET50_GFLOPS} GFLOP) cannot beat "
               f"{1000 * RESNET50_GFLOPS / rate:.0f} ms")

@@ -78,9 +78,12 @@ def _localisation_text(config: ModelConfig) -> str:
     prior = local.get("prior", {})
     lo, hi = local.get("pointing_game_ci95", [None, None])
     interval = f" (95% CI {lo:.0%}–{hi:.0%})" if lo is not None else ""
+    classes = local.get("per_class", {})
+    per_class = (" (" + ", ".join(f"{name} {c['pointing_game']:.0%}" for name, c in classes.items()) + ")") if classes else ""
+    where = "the attention pool" if local["layer"] == "gated" else local["layer"]
     return (f"On {local['n']} figshare slices with tumour boxes kept out of all training and selection, the heatmap "
-            f"({local['method']} at {local['layer']}) has its maximum inside the tumour box on **{local['pointing_game']:.0%}** of "
-            f"them{interval}, and {local['energy_ratio']:.1f}× the box's share of its energy inside the box. A blind guess (a Gaussian "
+            f"({local['method']} at {where}) has its maximum inside the tumour box on **{local['pointing_game']:.0%}** of "
+            f"them{interval}{per_class}, and {local['energy_ratio']:.1f}× the box's share of its energy inside the box. A blind guess (a Gaussian "
             f"at the centre of the head) scores {prior.get('pointing_game', float('nan')):.0%} and {prior.get('energy_ratio', float('nan')):.1f}×.")
 
 

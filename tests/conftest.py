@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import SHIPPED_RESNET, make_boxes_folder, make_kaggle_dataset, save_tiny_model
+from tests.helpers import SHIPPED_GATED, SHIPPED_RESNET, make_boxes_folder, make_kaggle_dataset, save_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,13 @@ def shipped_resnet():
     from brain_tumor import Classifier
 
     return Classifier.from_pretrained(SHIPPED_RESNET)
+
+
+@pytest.fixture(scope="session")
+def shipped_gated():
+    from brain_tumor import Classifier
+
+    return Classifier.from_pretrained(SHIPPED_GATED)
 
 
 @pytest.fixture(scope="session")

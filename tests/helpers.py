@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
 SHIPPED_RESNET = ROOT / "weights" / "resnet50"
 SHIPPED_BASELINE = ROOT / "weights" / "baseline"
+SHIPPED_GATED = ROOT / "weights" / "resnet50_gated"  # the ResNet-50 whose attention pool was taught where tumours are
 PYTHON = sys.executable
 
 # Folder names as other releases of the data spell them: the loaders must normalise these.

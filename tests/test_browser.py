@@ -61,11 +61,24 @@ def test_an_upload_shows_answer_heatmap_caption_and_legend(page):
     assert "Glioma" in page.locator("#headline").inner_text() and "confidence" in page.locator("#headline").inner_text()
     page.wait_for_function("document.querySelector('#overlay img')?.complete && document.querySelector('#overlay img').naturalWidth > 0")
     assert page.evaluate("document.querySelector('#overlay img').naturalWidth") == Image.open(EXAMPLES[0]).width
-    assert "Heatmap for: Glioma" in page.locator("#caption").inner_text()
+    caption = page.locator("#caption").inner_text()
+    assert "Heatmap for: Glioma" in caption and "this map's peak fell inside the tumour box on" in caption  # its measured trust, beside it
     assert page.locator(".legend").is_visible() and "raised the score most" in page.locator(".legend").inner_text()
     assert "not a medical device" in page.locator("#notice").inner_text()
     assert "inside the tumour box" in page.locator("#model-line").inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-screenshot.png"), full_page=True)
+
+
+def test_the_gated_model_explains_its_map_and_says_how_often_it_finds_the_tumour(page):
+    upload(page, EXAMPLES[0])
+    wait_for_label(page, "Glioma")
+    page.locator("#model input").click()
+    page.get_by_role("option", name="resnet50_gated").click()
+    page.wait_for_function("document.querySelector('#caption')?.innerText.includes('attention pool')")
+    caption = page.locator("#caption").inner_text()
+    assert "trained on tumour boxes" in caption and "this map's peak fell inside the tumour box on" in caption
+    assert "attention pool" in page.locator("#model-line").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "app-gated.png"), full_page=True)
 
 
 def test_a_text_file_named_jpg_gives_one_toast_with_the_reason(page, tmp_path):

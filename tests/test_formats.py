@@ -30,6 +30,7 @@ def test_the_baseline_has_no_timm_form(tiny_baseline, tmp_path):
     assert "timm has no baseline architecture" in result.stderr and one_sentence(result.stderr.strip()[len("error: "):])
 
 
+@pytest.mark.slow  # two exports
 def test_the_gated_model_goes_to_onnx_not_timm(tmp_path):
     """The attention-pooled ResNet-50: timm cannot hold it (one sentence); onnxruntime gives the same answer and map."""
     weights = save_tiny_model(tmp_path / "gated", "resnet50_gated", 64)

@@ -128,7 +128,7 @@ def build_model(args: argparse.Namespace, log: RunLog) -> tuple[nn.Module, Model
     if source.architecture != args.model:  # everything but the parts the source lacks (a new gate)
         target = create_model(args.model, len(CLASSES), init="scratch", head=source.head, image_size=source.image_size)
         missing = target.load_state_dict(model.state_dict(), strict=False).missing_keys
-        log.line(f"init: {source.architecture} weights from {args.init}; new: {', '.join(sorted({k.rsplit('.', 2)[0] for k in missing}))}")
+        log.line(f"init: {source.architecture} weights from {args.init}; new: {', '.join(sorted({k.split('.')[0] for k in missing}))}")
         model = target
     else:
         log.line(f"init: weights from {args.init}")

@@ -27,6 +27,8 @@ gated_b() { gated --out "$runs/gated-b" --epochs 12 --box-weight 1; }
 gated_c() { gated --out "$runs/gated-c" --epochs 12 --box-weight 1 --box-mass-weight 1; }
 # D: as C, the soft pointing game on the cells whose centre lies in the box (where the pointing game scores a hit).
 gated_d() { gated --out "$runs/gated-d" --epochs 12 --box-weight 1 --box-mass-weight 1; }
+# E: as D, with a 28×28 gate (resnet50_gated_fine: the mixed layer3/layer4 map upsampled before the gate's convolutions).
+gated_e() { gated --model resnet50_gated_fine --out "$runs/gated-e" --epochs 12 --box-weight 1 --box-mass-weight 1; }
 
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
