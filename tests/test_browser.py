@@ -77,7 +77,8 @@ def test_the_gated_model_explains_its_map_and_says_how_often_it_finds_the_tumour
     page.wait_for_function("document.querySelector('#caption')?.innerText.includes('attention pool')")
     caption = page.locator("#caption").inner_text()
     assert "trained on tumour boxes" in caption and "this map's peak fell inside the tumour box on" in caption
-    assert "attention pool" in page.locator("#model-line").inner_text()
+    page.wait_for_function("document.querySelector('#model-line')?.innerText.includes('attention pool')")
+    page.wait_for_function("!document.body.innerText.includes('processing |')")  # the new overlay is in
     page.screenshot(path=str(ARTIFACTS / "app-gated.png"), full_page=True)
 
 

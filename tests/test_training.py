@@ -248,6 +248,19 @@ def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_datase
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # the whole network trains
+def test_the_whole_gated_network_trains_with_the_box_loss_and_augmented_masks(kaggle_dataset, tiny_resnet, tmp_path):
+    boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
+    out = tmp_path / "whole"
+    run_module("training.fit", "--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes,
+               "--epochs", "1", "--box-mass-weight", "1", "--out", out, "--cache-dir", "", "--image-size", "64", *FAST[2:])
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 1 and float(rows[0]["train_box_loss"]) > 0
+    trained = Classifier.from_pretrained(out / "weights").model.state_dict()
+    start = Classifier.from_pretrained(tiny_resnet).model.state_dict()
+    assert not torch.equal(trained["layer1.0.conv1.weight"], start["layer1.0.conv1.weight"])  # the trunk trained too
+
+
 @pytest.mark.slow  # three runs
 def test_fit_refuses_what_it_cannot_train_in_one_sentence(kaggle_dataset, tiny_resnet, tmp_path):
     boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
