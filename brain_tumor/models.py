@@ -254,14 +254,13 @@ ARCHITECTURES: dict[str, Architecture] = {
         build_resnet50_gated, gated_resnet_stages, "gated", ("gated",), lambda m: nn.ModuleList([m.attention, m.fc]),
         IMAGENET_MEAN, IMAGENET_STD,
         display_name="ResNet-50 (torchvision) with a box-supervised attention pool (a 14×14 gate on layer3 and layer4)",
-        recipe=dict(RESNET_RECIPE, box_weight=1.0),
-        timm="timm has no ResNet-50 with an attention pool",
+        recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
         freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",)),
     "resnet50_gated_fine": Architecture(
         functools.partial(build_resnet50_gated, scale=2), gated_resnet_stages, "gated", ("gated",),
         lambda m: nn.ModuleList([m.attention, m.fc]), IMAGENET_MEAN, IMAGENET_STD,
         display_name="ResNet-50 (torchvision) with a box-supervised attention pool (a 28×28 gate on layer3 and layer4)",
-        recipe=dict(RESNET_RECIPE, box_weight=1.0), timm="timm has no ResNet-50 with an attention pool",
+        recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
         freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",)),
     "baseline": Architecture(
         build_baseline, baseline_stages, "block3", ("block2", "block3"), lambda m: m.classifier, HALF_RANGE_MEAN, HALF_RANGE_STD,

@@ -2,7 +2,9 @@
 
 Read top to bottom: get_args_parser, build_model, build_optimizer, build_scheduler, train_one_epoch,
 then main, which reads as the steps of a run. Several GPUs or nodes: the same command under
-`torchrun --nproc-per-node N -m training.fit ...`. Every flag is documented by --help.
+`torchrun --nproc-per-node N -m training.fit ...`. A model with an attention gate (resnet50_gated) learns
+where tumours are from boxes with --boxes; --freeze-through keeps the stages up to one as --init has them,
+computed once and cached, so a CPU trains the rest in minutes. Every flag is documented by --help.
 """
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "epochs whose validation accuracy is within --accuracy-slack of the starting model's")
     p.add_argument("--accuracy-slack", type=float, default=0.005, help="with --select-metric pointing: validation accuracy an epoch may lose")
     p.add_argument("--boxes", default=None, help="figshare slices with boxes.csv: train the attention gate on their train part (a box loss)")
-    p.add_argument("--box-weight", type=float, default=None, help="weight of the box loss beside cross-entropy (recipe: 1)")
+    p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss beside cross-entropy")
     p.add_argument("--box-mass-weight", type=float, default=0.0,
                    help="within the box loss, weight of a soft pointing game: −log of the gate's spatial softmax inside the box")
     p.add_argument("--freeze-through", default=None,
@@ -108,8 +110,6 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     for key, value in get_architecture(args.model).recipe.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    if args.box_weight is None:
-        args.box_weight = 1.0
     if args.image_size is None:
         args.image_size = get_architecture(args.model).image_size
     args.out = args.out or f"runs/{args.model}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
