@@ -110,8 +110,8 @@ def gate_loss(gate_logits: torch.Tensor, masks: torch.Tensor, mass_weight: float
 
 
 def localisation_scores(cams: torch.Tensor, boxes: list[tuple[float, float, float, float]], side: int) -> tuple[float, float]:
-    """Pointing game and energy ratio of N×h×w class activation maps, scaled as pytorch-grad-cam does
-    (min-max per map, bilinear to side×side), against boxes in pixels of side×side; zeros when there are none."""
+    """Pointing game and energy ratio of N×h×w class activation maps (min-max scaled per map, bilinear to
+    side×side), against boxes in pixels of side×side; zeros when there are none."""
     if not len(cams):
         return 0.0, 0.0
     low, high = cams.flatten(1).min(1).values, cams.flatten(1).max(1).values
@@ -124,10 +124,3 @@ def localisation_scores(cams: torch.Tensor, boxes: list[tuple[float, float, floa
 def class_activation(features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """CAM of each image's class: relu(Σ_k w[label, k] A_k), N×h×w, from the last block's N×K×h×w features."""
     return F.relu(torch.einsum("nkhw,nk->nhw", features, weight[labels]))
-
-
-def outside_share_loss(cam: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Mean share of each map's mass that lies outside its box (masks resized to the map by area)."""
-    inside = F.adaptive_avg_pool2d(masks[:, None], cam.shape[-2:])[:, 0]
-    total = cam.flatten(1).sum(1) + 1e-6
-    return ((cam * (1 - inside)).flatten(1).sum(1) / total).mean()
