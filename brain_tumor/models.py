@@ -242,6 +242,19 @@ class Architecture:
 
 
 RESNET_RECIPE = dict(init="imagenet", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=10)
+
+
+def _gated_resnet50(scale: int) -> Architecture:
+    """The attention-pooled ResNet-50 with a gate of 14·scale cells a side at 224 px."""
+    side = 14 * scale
+    return Architecture(
+        functools.partial(build_resnet50_gated, scale=scale), gated_resnet_stages, "gated", ("gated",),
+        lambda m: nn.ModuleList([m.attention, m.fc]), IMAGENET_MEAN, IMAGENET_STD,
+        display_name=f"ResNet-50 (torchvision) with a box-supervised attention pool (a {side}×{side} gate on layer3 and layer4)",
+        recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
+        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",))
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "resnet50": Architecture(
         build_resnet50, resnet_stages, "layer4", ("layer3", "layer4"), lambda m: m.fc, IMAGENET_MEAN, IMAGENET_STD,
@@ -250,18 +263,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         functools.partial(build_resnet50, dilate_layer4=True), resnet_stages, "layer4", ("layer3", "layer4"), lambda m: m.fc,
         IMAGENET_MEAN, IMAGENET_STD, display_name="ResNet-50 (torchvision) with a dilated last stage (14×14 map)",
         recipe=RESNET_RECIPE, timm=("resnet50", {"output_stride": 16}), freezable=("layer2", "layer3"), starts_from=("resnet50",)),
-    "resnet50_gated": Architecture(
-        build_resnet50_gated, gated_resnet_stages, "gated", ("gated",), lambda m: nn.ModuleList([m.attention, m.fc]),
-        IMAGENET_MEAN, IMAGENET_STD,
-        display_name="ResNet-50 (torchvision) with a box-supervised attention pool (a 14×14 gate on layer3 and layer4)",
-        recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
-        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",)),
-    "resnet50_gated_fine": Architecture(
-        functools.partial(build_resnet50_gated, scale=2), gated_resnet_stages, "gated", ("gated",),
-        lambda m: nn.ModuleList([m.attention, m.fc]), IMAGENET_MEAN, IMAGENET_STD,
-        display_name="ResNet-50 (torchvision) with a box-supervised attention pool (a 28×28 gate on layer3 and layer4)",
-        recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
-        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",)),
+    "resnet50_gated": _gated_resnet50(scale=1),
+    "resnet50_gated_fine": _gated_resnet50(scale=2),
     "baseline": Architecture(
         build_baseline, baseline_stages, "block3", ("block2", "block3"), lambda m: m.classifier, HALF_RANGE_MEAN, HALF_RANGE_STD,
         display_name="Baseline CNN (3 conv blocks, 16/32/64)", sized_by_input=True, freezable=("block2", "block3"),

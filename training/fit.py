@@ -438,10 +438,11 @@ def main(args: argparse.Namespace) -> int:
             data.val_images = data.val_images.to(device)
         reference = data.pool_thumbs if boxes is None else torch.cat([data.pool_thumbs, twins.thumbnails(boxes.extra_images)])
         config.metrics = final_report(final, config, data, args, device, use_amp, log, reference)
-        if boxes:
+        if boxes and state.best_epoch is not None:  # the kept epoch's own box-validation figures
+            kept = next(row for row in state.history if row["epoch"] == state.best_epoch)
             config.metrics["localisation_validation"] = {
-                **{k: v for k, v in validate(final, val, config, device, args, use_amp).items() if k in ("val_pointing", "val_energy")},
-                "n": len(val.box_labels), "measured_by": "training.fit (the box validation band of the boxed slices' train part)"}
+                "val_pointing": kept["val_pointing"], "val_energy": kept["val_energy"], "n": len(val.box_labels),
+                "measured_by": "training.fit (the box validation band of the boxed slices' train part)"}
         config.metrics["best_epoch"] = state.best_epoch
         config.provenance = provenance(args, data, device, state.wall_time_s, float(np.median(throughputs)) if throughputs else 0.0, world)
         if boxes:
