@@ -11,14 +11,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from brain_tumor.classes import CLASSES
+from brain_tumor.config import ModelConfig
+from brain_tumor.models import get_architecture
+from brain_tumor.preprocess import normalize
 from training import twins
 from training.boxes import BoxedSlice, box_mask, box_validation_split, read_boxes
 from training.data import RunData, decode_images
+from training.frozen import Inputs, forward_from, take
 from training.localisation import score_maps
 
 
@@ -66,11 +71,14 @@ class BoxData:
     notes: dict
 
 
-def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, threshold: float, cache_dir: Path | None) -> BoxData:
+def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, threshold: float, cache_dir: Path | None,
+                  mirrored: bool = False) -> BoxData:
     """The train part of the boxed slices (training.boxes; the evaluation part is never read) turned into masks
     for the run's training images, slices to train on, and the box validation (a band of file numbers, so
     other patients; training.boxes.box_validation_split). Only slices of the training band lend their box to
-    a twin, and slices with a twin among the validation images are left out."""
+    a twin, and slices with a twin among the validation images are left out. With `mirrored`, each boxed slice
+    trained on comes twice: as it is and mirrored left to right with its box (augmentation a frozen-trunk run,
+    which caches features, cannot do at each step)."""
     fit, held = box_validation_split(read_boxes(folder, "train"))
     decode = lambda slices, name: decode_images([s.path for s in slices], side, clahe, cache_dir=cache_dir, desc=name)  # noqa: E731
     images, held_images = decode(fit, "boxes-fit"), decode(held, "boxes-val")
@@ -82,11 +90,46 @@ def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, thr
                 if data.val_images is not None else np.zeros(len(fit), dtype=bool))
     extra = np.flatnonzero(~near_val)
     extra_masks, _ = masks_for({i: fit[j].box_at(side) for i, j in enumerate(extra)}, len(extra), side)
-    notes = {"boxed_slices_trained_on": len(extra), "boxes_carried_to_training_images": len(carried),
+    extra_images, extra_labels = images[torch.from_numpy(extra)], labels[extra]
+    if mirrored:
+        extra_images = torch.cat([extra_images, extra_images.flip(-1)])
+        extra_labels, extra_masks = np.concatenate([extra_labels, extra_labels]), torch.cat([extra_masks, extra_masks.flip(-1)])
+    notes = {"boxed_slices_trained_on": len(extra), "mirrored": mirrored, "boxes_carried_to_training_images": len(carried),
              "boxed_slices_left_out_as_twins_of_validation": int(near_val.sum()), "box_validation": len(held),
              "box_validation_without_training_twin": int(twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold).sum())}
-    return BoxData(train_masks, has, images[torch.from_numpy(extra)], labels[extra], extra_masks,
+    return BoxData(train_masks, has, extra_images, extra_labels, extra_masks,
                    held_images, np.array([s.label for s in held], dtype=np.int64), [s.box_at(side) for s in held], notes)
+
+
+@torch.no_grad()
+def pseudo_boxes(teacher: torch.nn.Module, config: ModelConfig, inputs: Inputs, labels: np.ndarray, skip: torch.Tensor,
+                 start: str | None, min_prob: float = 0.9, min_gate: float = 0.5, batch_size: int = 256) -> dict[int, tuple]:
+    """{index: box in pixels of side×side} for the tumour images (not `skip`ped) on which a gated `teacher` is sure:
+    its calibrated probability of the image's own class ≥ min_prob and its gate's peak ≥ min_gate. The box bounds the
+    cells of the gate's connected region (gate ≥ half its peak, 8-connected) that holds the peak. `inputs` are uint8 images, or with
+    `start` the cached outputs of the frozen stages through `start` (the teacher's own, so the same trunk)."""
+    architecture, side = config.architecture, config.image_size
+    gate_input = get_architecture(architecture).gate_input
+    teacher.eval()
+    found: dict[int, tuple] = {}
+    notumor = CLASSES.index("notumor")
+    count = len(labels)
+    for begin in range(0, count, batch_size):
+        end = min(count, begin + batch_size)
+        x = take(inputs, begin, end) if start else normalize(inputs[begin:end], config.mean, config.std)
+        _, kept = forward_from(teacher, architecture, x, start, gate_input, stop=gate_input)
+        logits, gate = teacher.logits_and_gate(kept)
+        probs = torch.softmax(logits.float() / config.temperature, 1)
+        maps = torch.sigmoid(gate.float())[:, 0].numpy()
+        for i in range(end - begin):
+            j, label = begin + i, int(labels[begin + i])
+            if skip[j] or label == notumor or probs[i, label] < min_prob or maps[i].max() < min_gate:
+                continue
+            h, w = maps[i].shape
+            _, regions = cv2.connectedComponents((maps[i] >= maps[i].max() / 2).astype(np.uint8), connectivity=8)
+            rows, cols = np.nonzero(regions == regions.flat[maps[i].argmax()])
+            found[j] = (cols.min() * side / w, rows.min() * side / h, (cols.max() + 1) * side / w, (rows.max() + 1) * side / h)
+    return found
 
 
 def gate_loss(gate_logits: torch.Tensor, masks: torch.Tensor, mass_weight: float = 0.0) -> torch.Tensor:

@@ -31,7 +31,7 @@ from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, mo
 from brain_tumor.preprocess import normalize
 from brain_tumor.weights import load_model, save_weights
 from training import twins
-from training.attention import class_activation, gate_loss, load_box_data, localisation_scores
+from training.attention import class_activation, gate_loss, load_box_data, localisation_scores, masks_for, pseudo_boxes
 from training.augment import AugmentConfig
 from training.calibration import fit_temperature, ood_section
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
@@ -84,6 +84,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss beside cross-entropy")
     p.add_argument("--box-mass-weight", type=float, default=0.0,
                    help="within the box loss, weight of a soft pointing game: −log of the gate's spatial softmax inside the box")
+    p.add_argument("--box-mirrors", action="store_true",
+                   help="train on each boxed slice mirrored left to right too (with --freeze-through the only augmentation)")
+    p.add_argument("--pseudo-boxes", default=None,
+                   help="a gated model's weights folder: boxes from its gate on the tumour images that have none, where it is sure "
+                        "(--pseudo-min-prob, --pseudo-min-gate)")
+    p.add_argument("--pseudo-min-prob", type=float, default=0.9, help="with --pseudo-boxes: the teacher's least probability of the true class")
+    p.add_argument("--pseudo-min-gate", type=float, default=0.5, help="with --pseudo-boxes: the least peak of the teacher's gate")
     p.add_argument("--freeze-through", default=None,
                    help="keep the stages up to this one (e.g. layer4) as --init has them, computed once per image and cached: "
                         "a CPU trains the rest in minutes (no image augmentation then)")
@@ -328,7 +335,8 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"--boxes trains an attention gate, and {args.model} has none; choose {gated}.")
         if world > 1:
             raise UsageError("--boxes trains in one process; run training.fit without torchrun.")
-        boxes = load_box_data(args.boxes, data, args.image_size, args.clahe, args.twin_threshold, cache_folder(args.cache_dir))
+        boxes = load_box_data(args.boxes, data, args.image_size, args.clahe, args.twin_threshold, cache_folder(args.cache_dir),
+                              mirrored=args.box_mirrors)
         log.line("boxes: " + json.dumps(boxes.notes))
     train_images = data.train_images if boxes is None else torch.cat([data.train_images, boxes.extra_images])
     train_labels = data.train.labels if boxes is None else np.concatenate([data.train.labels, boxes.extra_labels])
@@ -368,6 +376,21 @@ def main(args: argparse.Namespace) -> int:
     if boxes:
         masks = torch.cat([boxes.train_masks, boxes.extra_masks])
         has_mask = torch.cat([boxes.train_has_mask, torch.ones(len(boxes.extra_labels), dtype=torch.bool)])
+    if args.pseudo_boxes:
+        if not boxes:
+            raise UsageError("--pseudo-boxes adds boxes to a box-supervised run; pass --boxes too.")
+        teacher, teacher_config = load_model(Path(args.pseudo_boxes))
+        if teacher_config.architecture != args.model:
+            raise WeightsError(f"--pseudo-boxes {args.pseudo_boxes} holds {teacher_config.architecture} weights; it needs {args.model} weights.")
+        teacher.to(device)
+        teacher_inputs = frozen_outputs(teacher, teacher_config, start, data.train_images, cache, "train", device) if start else data.train_images
+        found = pseudo_boxes(teacher, teacher_config, teacher_inputs, data.train.labels, has_mask[:len(data.train)], start,
+                             args.pseudo_min_prob, args.pseudo_min_gate)
+        pseudo_masks, pseudo_has = masks_for(found, len(data.train), args.image_size)
+        masks[:len(data.train)][pseudo_has], has_mask[:len(data.train)] = pseudo_masks[pseudo_has], has_mask[:len(data.train)] | pseudo_has
+        boxes.notes["pseudo_boxes"] = len(found)
+        log.line(f"pseudo-boxes: {len(found)} tumour images of Training boxed by {args.pseudo_boxes}'s gate")
+        del teacher, teacher_inputs
     items = TrainItems(inputs, train_labels, start, masks, has_mask)
     optimizer = build_optimizer(args, model)
     per_rank = math.ceil(len(items) / world)

@@ -29,6 +29,14 @@ gated_c() { gated --out "$runs/gated-c" --epochs 12 --box-weight 1 --box-mass-we
 gated_d() { gated --out "$runs/gated-d" --epochs 12 --box-weight 1 --box-mass-weight 1; }
 # E: as D, with a 28×28 gate (resnet50_gated_fine: the mixed layer3/layer4 map upsampled before the gate's convolutions).
 gated_e() { gated --model resnet50_gated_fine --out "$runs/gated-e" --epochs 12 --box-weight 1 --box-mass-weight 1; }
+# F: as D, plus pseudo-boxes: the tumour images of Training with no carried box get one from D's gate (the shipped
+#    weights/resnet50_gated) where D is sure (calibrated probability of the true class ≥ 0.9, gate peak ≥ 0.5; the box bounds the
+#    gate's region above half its peak).
+gated_f() { gated --out "$runs/gated-f" --epochs 12 --box-weight 1 --box-mass-weight 1 --pseudo-boxes weights/resnet50_gated; }
+# G: as D, with each boxed slice also mirrored left to right (its box too): the cached-feature run's only augmentation.
+gated_g() { gated --out "$runs/gated-g" --epochs 12 --box-weight 1 --box-mass-weight 1 --box-mirrors; }
+# H: as D, with the box loss weighted 3 (the probe found glioma pointing higher at λ = 3).
+gated_h() { gated --out "$runs/gated-h" --epochs 12 --box-weight 3 --box-mass-weight 1; }
 
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
