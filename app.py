@@ -2,8 +2,8 @@
 
     python app.py [--weights DIR|HUB_ID] [--host H] [--port N] [--share] [--no-mcp]
 
-Serves the page, the API (classify, classify_batch, and the older predict) and, unless --no-mcp,
-the classifier as an MCP tool. Research use only; not a medical device.
+Serves the page, the API (classify, classify_batch, classify_scan, and the older predict) and, unless
+--no-mcp, the same endpoints as MCP tools. Research use only; not a medical device.
 """
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder, is_in_or_equal  # noqa: E402
 
 from brain_tumor import DISPLAY_NAMES, Classifier, UserError, load_image  # noqa: E402
-from brain_tumor.batch import archive_members, csv_text, is_archive, nested_row, result_row  # noqa: E402
+from brain_tumor.batch import csv_text, nested_row, result_row  # noqa: E402
 from brain_tumor.card import NOTICE, summary_line, trust_sentence  # noqa: E402
 from brain_tumor.explain import OFFERED  # noqa: E402
 from brain_tumor.models import get_architecture  # noqa: E402
+from brain_tumor.uploads import Item, gather, scans_of  # noqa: E402
+from brain_tumor.volumes import PLANES  # noqa: E402
 from brain_tumor.weights import WeightsError, available_weights  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -287,8 +289,18 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
         rows, _ = classify_many(files or [], pick(model), None)
         return [nested_row(r) for r in rows], csv_file(rows)
 
-    def predict(image, target_name, opacity, model_name):
-        """The older endpoint: confidences, the overlay, and the out-of-distribution warning (or an empty string)."""
+    def predict(image: str, target_name: str = PREDICTED, opacity: float = 0.5, model_name: str = names[0]):
+        """The older endpoint, kept for programs written against it; prefer classify. Research use only; not a medical device.
+
+        Args:
+            image: one 2D brain MRI slice (an image or a DICOM file).
+            target_name: the class whose heatmap to draw (default: the predicted class).
+            opacity: the heatmap's opacity over the slice, 0 to 1.
+            model_name: which model to use.
+
+        Returns:
+            the confidence per class, the heatmap overlay, and the out-of-distribution warning (or an empty string).
+        """
         picture = read_upload(image)
         if picture is None:
             raise gr.Error("No image was given; pass a JPEG, PNG or DICOM file.", print_exception=False)
@@ -340,6 +352,7 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
             batch_overlay = gr.Image(label="Heatmap of the chosen row", type="pil", format="jpeg", interactive=False, height=360, elem_id="batch-heatmap")
             batch_caption = gr.Markdown(elem_id="batch-caption")
             batch_state = gr.State()
+        scan_tab(models, model_choice)
 
         results = [summary, label, overlay, explained, state]
         upload.change(on_upload, [upload, model_choice, method, layer, opacity], [preview, *results, target, upload],
@@ -371,40 +384,175 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
         api_button.click(classify_batch, [api_files, api_model], [api_rows, api_csv], api_name="classify_batch",
                          preprocess=False, concurrency_limit=1)
         api_button.click(predict, [api_image, api_target, api_opacity, api_model], [api_label, api_overlay, api_warning],
-                         api_name="predict", api_visibility="undocumented", preprocess=False, concurrency_limit=1)
+                         api_name="predict", preprocess=False, concurrency_limit=1)
+        scan_api(models, api_button, api_files, api_model, api_json, api_overlay)
     demo.queue(max_size=QUEUE_SIZE)
     return demo
 
 
 def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], dict]:
-    """Rows for many uploads (archives expanded), each upload deleted once read; and the pictures read."""
-    items = []
-    for payload in payloads[:MAX_BATCH]:
-        path = _upload_path(payload)
-        name = upload_name(payload)
+    """Rows for many uploads (archives expanded; brain_tumor.uploads), each upload deleted once read; and the pictures read."""
+    items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
+    rows, pictures = [], {}
+    for item in (progress.tqdm(items, desc="classifying") if progress else items):
         try:
-            if is_archive(path):
-                try:
-                    items += list(archive_members(path.read_bytes(), name))
-                except UserError as error:
-                    items.append((name, error))
-            else:
-                content = io.BytesIO(path.read_bytes())
-                content.name = name  # errors name the user's file
-                items.append((name, content))
+            if item.error:
+                raise UserError(item.error)
+            picture = load_image(item.source)
+            rows.append(result_row(item.name, model.predict(picture)))
+            pictures[item.name] = picture
+        except UserError as error:
+            rows.append(result_row(item.name, error=str(error)))
+    return rows, pictures
+
+
+def read_payloads(payloads) -> list[tuple[str, bytes]]:
+    """(the user's file name, its bytes) per upload; each upload is deleted once read."""
+    files = []
+    for payload in payloads or []:
+        path = _upload_path(payload)
+        if path is None:
+            continue
+        try:
+            files.append((upload_name(payload), path.read_bytes()))
         finally:
             _forget(path)
-    rows, pictures = [], {}
-    for name, source in (progress.tqdm(items, desc="classifying") if progress else items):
-        try:
-            if isinstance(source, UserError):
-                raise source
-            picture = load_image(source)
-            rows.append(result_row(name, model.predict(picture)))
-            pictures[name] = picture
-        except UserError as error:
-            rows.append(result_row(name, error=str(error)))
-    return rows, pictures
+    return files
+
+
+# ---- the Whole scan tab and the classify_scan endpoint
+
+SCAN_FILES_LABEL = "A whole scan: a NIfTI volume (.nii, .nii.gz), or a DICOM series (its files, or a .zip of them)"
+
+
+def read_scans(payloads, model: Classifier, plane: str, progress=None) -> list:
+    """Every scan in the uploads, scored (brain_tumor.scan.classify_scan); one sentence when there is none."""
+    from brain_tumor.scan import classify_scan
+
+    files = read_payloads(payloads)
+    if not files:
+        raise gr.Error("Choose a scan first: a NIfTI file, or the files (or a .zip) of one DICOM series.", print_exception=False)
+    upload = files[0][0] if len(files) == 1 else f"the {len(files)} files"
+    try:
+        scans = scans_of(gather(files, scans=True, plane=plane or "axial"), upload)
+    except UserError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    if all(s.error for s in scans):
+        raise gr.Error(scans[0].error, print_exception=False)
+    results = []
+    for scan in (s for s in scans if s.volume is not None):
+        report = (lambda done, total, name=scan.name: progress((done, total), desc=f"scoring {Path(name).name}", unit="slices")) if progress else None
+        results.append(classify_scan(model, scan.volume, report))
+    return results
+
+
+def scan_heading(result) -> str:
+    from brain_tumor.scan import RULE, WARNING
+
+    answer = result.to_json()
+    lines = [f"**{result.summary}**",
+             f"{result.volume.describe()}: {answer['scored']} scored, {answer['skipped_outside_head']} outside the head (not scored), "
+             f"{answer['out_of_distribution_slices']} out of distribution.",
+             *[f"Note: {n}" for n in result.volume.notes], f"⚠️ {WARNING}", f"<small>Rule: {RULE}</small>"]
+    return "\n\n".join(lines)
+
+
+def scan_plot(result):
+    from matplotlib.figure import Figure
+
+    from brain_tumor.report import draw_slice_probabilities
+
+    figure = Figure(figsize=(8, 3.2), layout="constrained")
+    draw_slice_probabilities(figure.add_subplot(), result)
+    return figure
+
+
+def scan_slice(result, index: int, model: Classifier):
+    """The slice `index` of a scored scan with its heatmap, and a caption (the key slice's explanation is kept)."""
+    index = int(index)
+    if result.predictions[index] is None:
+        return result.picture(index), f"Slice {index} lies outside the head, so it was not scored."
+    explanation = result.key_explanation if index == result.key_slice else model.explain(result.picture(index))
+    p = result.predictions[index]
+    rank = result.ranking.index(index) + 1
+    text = (f"Slice {index}{' (key slice)' if index == result.key_slice else ''}: {DISPLAY_NAMES[p.label]} {p.confidence:.1%}; "
+            f"tumour probability {result.tumour_probability(index):.1%}, rank {rank} of {len(result.ranking)}. "
+            + (f"⚠️ {p.warning} " if p.warning else "") + caption(explanation, model))
+    return explanation.overlay, text
+
+
+def scan_tab(models: dict[str, Classifier], model_choice: gr.Dropdown) -> None:
+    """The Whole scan tab: upload, summary, the probabilities along the slices, and a slider over the slices with heatmaps."""
+    names = list(models)
+
+    def pick(name):
+        return models.get(name or names[0]) or models[names[0]]
+
+    def on_scan(payloads, plane, model_name, progress=gr.Progress()):
+        results = read_scans(payloads, pick(model_name), plane, progress)
+        return show_series(results, 0, model_name) + (results, gr.update(choices=[(r.volume.name, i) for i, r in enumerate(results)],
+                                                                           value=0, visible=len(results) > 1))
+
+    def show_series(results, which, model_name):
+        result = results[int(which or 0)]
+        picture, text = scan_slice(result, result.key_slice, pick(model_name))
+        return (scan_heading(result), scan_plot(result),
+                gr.update(minimum=0, maximum=len(result.volume) - 1, value=result.key_slice, visible=True), picture, text)
+
+    def on_series(results, which, model_name):
+        return gr.skip() if not results else show_series(results, which, model_name)
+
+    def on_slide(results, which, index, model_name):
+        if not results:
+            return gr.skip(), gr.skip()
+        return scan_slice(results[int(which or 0)], index, pick(model_name))
+
+    with gr.Tab("Whole scan"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                files = gr.File(label=SCAN_FILES_LABEL, file_count="multiple", type="filepath", elem_id="scan-files", height=140)
+                plane = gr.Radio(list(PLANES)[::-1], value="axial", label="Plane (NIfTI volumes)", elem_id="scan-plane")
+                run = gr.Button("Analyse scan", variant="primary", elem_id="scan-run")
+                series = gr.Dropdown([], label="Series", visible=False, elem_id="scan-series")
+                heading = gr.Markdown(elem_id="scan-summary")
+            with gr.Column(scale=2):
+                plot = gr.Plot(label="Probability of each class along the slices", elem_id="scan-plot")
+                slider = gr.Slider(0, 1, value=0, step=1, label="Slice (starts at the key slice: the most tumour-like in-distribution slice)",
+                                   visible=False, elem_id="scan-slider")
+                picture = gr.Image(label="Slice with its heatmap", type="pil", format="jpeg", interactive=False, height=380, elem_id="scan-slice")
+                gr.HTML(LEGEND)
+                text = gr.Markdown(elem_id="scan-caption")
+        results = gr.State()
+    run.click(on_scan, [files, plane, model_choice], [heading, plot, slider, picture, text, results, series],
+              api_visibility="private", preprocess=False, concurrency_limit=1)
+    series.input(on_series, [results, series, model_choice], [heading, plot, slider, picture, text], api_visibility="private")
+    slider.release(on_slide, [results, series, slider, model_choice], [picture, text], api_visibility="private", concurrency_limit=1)
+
+
+def scan_api(models: dict[str, Classifier], button, files, model, answer, overlay) -> None:
+    """The classify_scan endpoint and MCP tool."""
+    names = list(models)
+
+    def classify_scan(files: list[str], model: str = names[0], plane: str = "axial"):
+        """Score a whole brain MRI scan slice by slice: a NIfTI volume (.nii or .nii.gz), or a DICOM series (its files, or a .zip of them).
+
+        Research use only: this is not a medical device, and the scan summary is not validated on real volumes.
+
+        Args:
+            files: the NIfTI file, or the DICOM files (or one .zip) of the series.
+            model: which model to use (see the page; the default is the first).
+            plane: for NIfTI volumes, the plane to cut along: axial, coronal or sagittal.
+
+        Returns:
+            a JSON object {"scans": [...]}, one answer per scan: per-slice rows (probabilities, tumour probability, out-of-distribution flag), the ranking of slices by tumour probability, the key slice with its heatmap settings, the summary with the rule that made it, notes and the warning; and the key slice's heatmap overlay of the first scan.
+        """
+        if plane not in PLANES:
+            raise gr.Error(f"{plane!r} is not a plane; choose axial, coronal or sagittal.", print_exception=False)
+        results = read_scans(files, models.get(model or names[0]) or models[names[0]], plane)
+        return {"scans": [r.to_json() for r in results]}, results[0].key_explanation.overlay
+
+    api_plane = gr.Textbox(value="axial", visible=False)
+    button.click(classify_scan, [files, model, api_plane], [answer, overlay], api_name="classify_scan", preprocess=False, concurrency_limit=1)
 
 
 def thumbnail(picture) -> str:

@@ -1,8 +1,9 @@
 """Command line: `python -m brain_tumor.predict [--weights DIR|HUB_ID] FILE_OR_DIR... [--json] [--csv FILE]
-[--cam-out DIR] [--report DIR] [--method M] [--layer L]`.
+[--cam-out DIR] [--report DIR] [--method M] [--layer L] [--plane P]`.
 
-Folders are walked for images (and extension-less DICOM files). Every file gets a result or its
-one-sentence error; an unreadable file never stops the others.
+Folders and .zip archives are opened (brain_tumor.uploads): images and single DICOM files are classified one
+by one; NIfTI volumes and DICOM series are whole scans, answered with a summary and one row per slice. Every
+file gets a result or its one-sentence error; an unreadable file never stops the others.
 """
 from __future__ import annotations
 
@@ -14,18 +15,21 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from brain_tumor.batch import archive_members, csv_text, is_archive, nested_row, result_row
+from brain_tumor.batch import csv_text, nested_row, result_row
 from brain_tumor.card import SHORT_NOTICE, summary_line
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UserError
 from brain_tumor.explain import OFFERED
-from brain_tumor.images import IMAGE_SUFFIXES
+from brain_tumor.uploads import Item, find_files, gather
+from brain_tumor.volumes import PLANES
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m brain_tumor.predict", description=f"Classify brain MRI slices. {SHORT_NOTICE}")
-    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="image files (JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM), .zip archives of them, or folders")
+    p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR",
+                   help="image files (JPEG, PNG, BMP, TIFF, WebP, GIF or DICOM), NIfTI volumes (.nii, .nii.gz), DICOM series, "
+                        ".zip archives of them, or folders")
     p.add_argument("--weights", default=None, help="weights folder or Hugging Face Hub id (default: $BRAIN_TUMOR_WEIGHTS, weights/resnet50, weights/baseline)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) to pin")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
@@ -34,32 +38,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, metavar="DIR", help="also write a one-page PDF report per image here")
     p.add_argument("--method", choices=OFFERED, default=None, help="explanation method (default: the weights' own)")
     p.add_argument("--layer", default=None, help="layer(s) to explain, e.g. layer4 or layer3+layer4 (default: the weights' own)")
+    p.add_argument("--plane", choices=list(PLANES), default="axial", help="the plane a NIfTI volume is cut along")
     p.add_argument("--device", default="cpu")
     return p
-
-
-def find_files(paths: list[str]) -> list[Path]:
-    """Files named outright, and inside folders (recursively) image files and extension-less ones (DICOM)."""
-    found = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                            and (p.suffix.lower() in IMAGE_SUFFIXES or p.suffix.lower() == ".zip" or not p.suffix))
-        else:
-            found.append(path)
-    return found
-
-
-def inputs(files: list[Path]) -> Iterator[tuple[str, object]]:
-    """(name, source) per image: files as they are, archives member by member (an unreadable archive: its error)."""
-    for path in files:
-        if is_archive(path) and path.is_file():
-            try:
-                yield from archive_members(path.read_bytes(), str(path))
-            except UserError as error:
-                yield str(path), error
-        else:
-            yield str(path), path
 
 
 def text_line(row: dict, extra: str = "") -> str:
@@ -81,22 +62,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     files = find_files(args.paths)
     if not files:
-        print("error: no image files found in the given folders.", file=sys.stderr)
+        print("error: no image files or scans found in the given folders.", file=sys.stderr)
         return 2
     outputs = {name: Path(folder) for name, folder in (("cam", args.cam_out), ("report", args.report)) if folder}
     for folder in outputs.values():
         folder.mkdir(parents=True, exist_ok=True)
+    try:
+        parts = gather([(str(f), f) for f in files], scans=True, plane=args.plane)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     rows, failures = [], 0
-    items = list(inputs(files))
-    for name, source in tqdm(items, desc="classify", unit="file", disable=len(items) < 5 or None, file=sys.stderr):
+    items = [p for p in parts if isinstance(p, Item)]
+    for part in parts:
+        if not isinstance(part, Item):
+            failures += not scan(part, classifier, args, outputs, rows)
+    for item in tqdm(items, desc="classify", unit="file", disable=len(items) < 5 or None, file=sys.stderr):
         extra = ""
         try:
-            if isinstance(source, UserError):
-                raise source
+            if item.error:
+                raise UserError(item.error)
             if outputs:
-                explanation = classifier.explain(source, method=args.method, layer=args.layer)
+                explanation = classifier.explain(item.source, method=args.method, layer=args.layer)
                 prediction = explanation.prediction
-                stem = Path(name).stem
+                stem = Path(item.name).stem
                 if "cam" in outputs:
                     cam_path = outputs["cam"] / f"{stem}_heatmap.png"
                     explanation.overlay.save(cam_path)
@@ -108,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                     report_path.write_bytes(report_pdf(explanation, summary_line(classifier.config), classifier.version))
                     extra += f"  report: {report_path}"
             else:
-                prediction = classifier.predict(source)
-            row = result_row(name, prediction)
+                prediction = classifier.predict(item.source)
+            row = result_row(item.name, prediction)
         except UserError as error:
             failures += 1
-            row = result_row(name, error=str(error))
+            row = result_row(item.name, error=str(error))
         rows.append(row)
         if args.json:
             tqdm.write(json.dumps(nested_row(row)), file=sys.stdout)
@@ -123,6 +112,52 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         Path(args.csv).write_text(csv_text(rows))
     return 1 if failures else 0
+
+
+def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: list[dict]) -> bool:
+    """Answer one whole scan: its summary (or its error) printed, a row per slice added to `rows`; False on error."""
+    from brain_tumor.scan import WARNING, classify_scan
+
+    if part.error:
+        rows.append(result_row(part.name, error=part.error))
+        print(f"{part.name}: error: {part.error}", file=sys.stderr)
+        return False
+    volume = part.volume
+    with tqdm(total=len(volume) - sum(volume.outside_head), desc=f"scan {Path(volume.name).name}", unit="slice", file=sys.stderr,
+              leave=False) as bar:
+        result = classify_scan(classifier, volume, lambda done, total: bar.update(done - bar.n))
+    for i, prediction in enumerate(result.predictions):
+        rows.append(result_row(f"{volume.name}#{i}", prediction) if prediction else
+                    result_row(f"{volume.name}#{i}", error="outside the head; not scored"))
+    answer = result.to_json()
+    stem = Path(volume.name.replace(": ", "_").replace(" ", "_")).name.removesuffix(".gz").removesuffix(".nii")
+    if "cam" in outputs:
+        path = outputs["cam"] / f"{stem}_key_slice_{result.key_slice}_heatmap.png"
+        result.key_explanation.overlay.save(path)
+        answer["key_slice"]["heatmap"]["file"] = str(path)
+    if "report" in outputs:
+        from brain_tumor.report import scan_report_pdf
+
+        path = outputs["report"] / f"{stem}_report.pdf"
+        path.write_bytes(scan_report_pdf(result, summary_line(classifier.config)))
+        answer["report"] = str(path)
+    if args.json:
+        print(json.dumps(answer))
+        return True
+    print(f"{volume.describe()}: {answer['scored']} scored, {answer['skipped_outside_head']} outside the head, "
+          f"{answer['out_of_distribution_slices']} out of distribution")
+    print(f"  summary: {result.summary}")
+    top = ", ".join(f"{i} ({result.tumour_probability(i):.0%})" for i in result.ranking[:5])
+    print(f"  most tumour-like slices: {top}")
+    for note in volume.notes:
+        print(f"  note: {note}")
+    for key in ("heatmap",):
+        if "file" in answer["key_slice"][key]:
+            print(f"  key slice heatmap: {answer['key_slice'][key]['file']}")
+    if "report" in answer:
+        print(f"  report: {answer['report']}")
+    print(f"  {WARNING}")
+    return True
 
 
 if __name__ == "__main__":

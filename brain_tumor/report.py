@@ -63,3 +63,69 @@ def report_pdf(explanation, model_line: str, weights_version: str, title: str = 
     with PdfPages(buffer, metadata={"Title": title, "Subject": "Research use only; not a medical device"}) as pdf:
         pdf.savefig(fig)
     return buffer.getvalue()
+
+
+def draw_slice_probabilities(ax, result) -> None:
+    """Each class's probability along the scan's slices (gaps where a slice lies outside the head), the
+    out-of-distribution slices shaded and the key slice marked, on a matplotlib axes."""
+    from brain_tumor.classes import CLASSES
+
+    slices = np.arange(len(result.predictions))
+    colours = {"glioma": "#dc2626", "meningioma": "#2563eb", "notumor": "#6b7280", "pituitary": "#16a34a"}
+    for c in CLASSES:
+        values = [np.nan if p is None else p.probabilities[c] for p in result.predictions]
+        ax.plot(slices, values, label=DISPLAY_NAMES[c], color=colours.get(c), linewidth=1.6)
+    for i, p in enumerate(result.predictions):
+        if p is not None and p.out_of_distribution:
+            ax.axvspan(i - 0.5, i + 0.5, color="#f59e0b", alpha=0.15, linewidth=0)
+    ax.axvline(result.key_slice, color="black", linestyle="--", linewidth=1)
+    ax.text(result.key_slice, 1.02, " key slice", fontsize=8, va="bottom")
+    ax.set_xlim(-0.5, len(slices) - 0.5)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(f"slice ({result.volume.plane}); shaded: out of distribution; gaps: outside the head")
+    ax.set_ylabel("probability")
+    ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+
+
+def scan_report_pdf(result, model_line: str, title: str = "Brain tumour MRI classifier: whole scan") -> bytes:
+    """The PDF bytes for one ScanResult (A4 portrait): the summary and its rule, the probabilities along the slices,
+    the key slice with its heatmap, the next most tumour-like slices, notes, and the notice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+
+    from brain_tumor.scan import RULE, WARNING
+
+    answer = result.to_json()
+    fig = Figure(figsize=(8.27, 11.69))
+    fig.text(0.07, 0.955, title, fontsize=16, weight="bold")
+    fig.text(0.07, 0.932, f"{result.volume.describe()}; report made {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+             fontsize=8.5, color="0.3", wrap=True)
+    fig.text(0.07, 0.90, result.summary, fontsize=12, weight="bold", wrap=True)
+    fig.text(0.07, 0.865, f"Rule: {RULE}", fontsize=7.5, wrap=True)
+    plot_ax = fig.add_axes([0.1, 0.64, 0.82, 0.17])
+    draw_slice_probabilities(plot_ax, result)
+    explanation = result.key_explanation
+    for k, (picture, name) in enumerate(((explanation.image, f"key slice {result.key_slice}"),
+                                         (explanation.overlay, f"heatmap for {DISPLAY_NAMES[explanation.target]}"))):
+        ax = fig.add_axes([0.07 + 0.45 * k, 0.33, 0.40, 0.24])
+        ax.imshow(np.asarray(picture))
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    for k, index in enumerate([i for i in result.ranking if i != result.key_slice][:4]):
+        ax = fig.add_axes([0.07 + 0.22 * k, 0.19, 0.19, 0.11])
+        ax.imshow(np.asarray(result.picture(index)))
+        ax.set_title(f"slice {index}: tumour {result.tumour_probability(index):.0%}", fontsize=7)
+        ax.axis("off")
+    notes = " ".join(result.volume.notes)
+    fig.text(0.07, 0.165, f"{answer['scored']} slices scored, {answer['skipped_outside_head']} outside the head, "
+             f"{answer['out_of_distribution_slices']} out of distribution. {notes}", fontsize=8, wrap=True)
+    fig.text(0.07, 0.135, WARNING, fontsize=8, color="#b45309", wrap=True)
+    fig.text(0.07, 0.105, f"Model: {model_line}  Weights version: {result.weights_version}", fontsize=7.5, wrap=True)
+    fig.text(0.07, 0.05, NOTICE_PLAIN, fontsize=9.5, weight="bold", color="#991b1b", wrap=True)
+    buffer = io.BytesIO()
+    with PdfPages(buffer, metadata={"Title": title, "Subject": "Research use only; not a medical device"}) as pdf:
+        pdf.savefig(fig)
+    return buffer.getvalue()

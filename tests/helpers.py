@@ -23,6 +23,7 @@ SHIPPED_RESNET = ROOT / "weights" / "resnet50"
 SHIPPED_BASELINE = ROOT / "weights" / "baseline"
 SHIPPED_GATED = ROOT / "weights" / "resnet50_gated"  # the ResNet-50 whose attention pool was taught where tumours are
 PYTHON = sys.executable
+SERIES_SLICES = sorted((ROOT / "tests" / "data" / "figshare-series").glob("*.png"))  # one glioma patient's neighbouring slices
 
 # Folder names as other releases of the data spell them: the loaders must normalise these.
 FOLDER_NAMES = {"glioma": "glioma_tumor", "meningioma": "meningioma_tumor", "notumor": "no_tumor", "pituitary": "pituitary_tumor"}
@@ -113,6 +114,124 @@ def make_dicom(pixels: np.ndarray, photometric="MONOCHROME2", window=None, slope
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def make_series(pictures: list[Path], spacing: float = 5.0, positions: list[float] | None = None, numbers: list[int] | None = None,
+                uid: str | None = None, with_positions: bool = True) -> list[tuple[str, bytes]]:
+    """A DICOM MR series (name, bytes) of grey slices: one SeriesInstanceUID, axial orientation, ImagePositionPatient
+    `positions` (default: `spacing` mm apart), InstanceNumbers `numbers` (default 1..n), files named in shuffled order."""
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    uid = uid or generate_uid()
+    positions = positions if positions is not None else [i * spacing for i in range(len(pictures))]
+    numbers = numbers or list(range(1, len(pictures) + 1))
+    files = []
+    for k, (path, z, number) in enumerate(zip(pictures, positions, numbers)):
+        pixels = np.asarray(Image.open(path).convert("L"), dtype=np.uint16) * 16
+        ds = dcmread(io.BytesIO(make_dicom(pixels)))
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = uid, 3, "T1 post-contrast"
+        ds.InstanceNumber, ds.PixelSpacing = number, [0.9, 0.9]
+        if with_positions:
+            ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [-115.0, -115.0, float(z)]
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        files.append((f"IM{(5 * k + 3) % len(pictures):04d}", buffer.getvalue()))
+    return files
+
+
+def make_enhanced(pictures: list[Path], spacing: float = 5.0) -> bytes:
+    """One Enhanced MR file holding the slices as frames, each with its PlanePositionSequence (in reverse order)."""
+    from pydicom import dcmread
+    from pydicom.dataset import Dataset
+    from pydicom.uid import EnhancedMRImageStorage, generate_uid
+
+    pixels = np.stack([np.asarray(Image.open(p).convert("L"), dtype=np.uint16) * 16 for p in pictures])
+    ds = dcmread(io.BytesIO(make_dicom(pixels[::-1])))
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = EnhancedMRImageStorage
+    ds.SeriesInstanceUID = generate_uid()
+    shared, orientation, measures = Dataset(), Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    measures.PixelSpacing, measures.SliceThickness = [0.9, 0.9], spacing
+    shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = [orientation], [measures]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for k in range(len(pictures))[::-1]:
+        frame, position = Dataset(), Dataset()
+        position.ImagePositionPatient = [-115.0, -115.0, k * spacing]
+        frame.PlanePositionSequence = [position]
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def non_image_dicom() -> bytes:
+    """A DICOM Basic Text structured report: a valid DICOM object with no image."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import BasicTextSRStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = BasicTextSRStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = BasicTextSRStorage, meta.MediaStorageSOPInstanceUID, "SR"
+    ds.SeriesInstanceUID = generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def mni_template() -> Path:
+    """The MNI152 T1 template nilearn's wheel ships (197×233×189 voxels of 1 mm; a healthy average brain)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nilearn")
+    assert spec is not None and spec.origin, "nilearn (a dev dependency) ships the MNI152 template the scan tests read"
+    return Path(spec.origin).parent / "datasets" / "data" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+
+
+def nifti_bytes(array: np.ndarray, zooms=(1.0, 1.0, 1.0), gz: bool = True, shape: tuple | None = None) -> bytes:
+    """A NIfTI-1 file of `array` (RAS, `zooms` mm), gzipped or not; `shape` overrides the header's shape (a lie)."""
+    import gzip
+
+    import nibabel as nib
+
+    image = nib.Nifti1Image(array, np.diag([*zooms[:3], 1.0]))
+    if shape is not None:
+        image.header.set_data_shape(shape)
+    data = image.header.binaryblock + b"\0" * 4 + array.tobytes(order="F")
+    return gzip.compress(data, compresslevel=1) if gz else data
+
+
+def bad_scans() -> list[tuple[str, list[tuple[str, bytes]], str]]:
+    """Whole-scan inputs a user can send that cannot be answered: (case, files, a fragment of the one sentence).
+    Shared by the API, CLI and library tests."""
+    import gzip
+    import zipfile
+
+    mni = mni_template().read_bytes()
+    flat = np.zeros((64, 64), dtype=np.uint8)
+    huge_header = nifti_bytes(np.zeros((4, 4, 4), dtype=np.uint8), gz=False, shape=(1024, 1024, 1024))[:352]
+    bomb = gzip.compress(huge_header + b"\0" * (64 << 20), compresslevel=9)  # 64 MB of zeros in about 64 KB
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("notes.txt", "a letter, not a scan")
+        handle.write(EXAMPLES[0], "slice.jpg")
+    return [
+        ("truncated", [("cut.nii.gz", mni[: len(mni) // 3])], "truncated"),
+        ("corrupt", [("noise.nii.gz", b"\x1f\x8b\x08\x00" + bytes(range(256)) * 8)], "truncated or corrupt"),
+        ("not NIfTI", [("letter.nii", b"Dear colleague, " * 64)], "not a NIfTI file"),
+        ("gzip bomb", [("bomb.nii.gz", bomb)], "over the limit of 512×512×1,000"),
+        ("too large", [("big.nii", nifti_bytes(np.zeros((4, 4, 4), dtype=np.int16), gz=False, shape=(600, 600, 1000))[:2000])],
+         "over the limit of 512×512×1,000"),
+        ("2D NIfTI", [("flat.nii.gz", nifti_bytes(flat[:, :, None]))], "2D NIfTI image"),
+        ("empty volume", [("black.nii.gz", nifti_bytes(np.zeros((32, 32, 32), dtype=np.uint8)))], "none of its 32 slices shows a head"),
+        ("structured report", [("report.dcm", non_image_dicom())], "is a structured report, not an image"),
+        ("no DICOM in the archive", [("letters.zip", archive.getvalue())], "holds no whole scan"),
+    ]
 
 
 def example_slice() -> Image.Image:

@@ -1,0 +1,176 @@
+"""Whole scans: NIfTI volumes and DICOM series read into slices (brain_tumor.volumes), turned into items by the one
+upload reader (brain_tumor.uploads), answered by brain_tumor.scan, and through the command line."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from brain_tumor import UserError
+from brain_tumor.scan import RULE, WARNING, classify_scan
+from brain_tumor.uploads import Item, Scan, gather, scans_of
+from brain_tumor.volumes import read_nifti
+from tests.helpers import (EXAMPLES, SERIES_SLICES, bad_scans, make_enhanced, make_series, mni_template, nifti_bytes,
+                           non_image_dicom, one_sentence, run_module)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_baseline):
+    from brain_tumor import Classifier
+
+    return Classifier.from_pretrained(tiny_baseline)
+
+
+def only_scan(files, **kwargs):
+    parts = gather(files, scans=True, **kwargs)
+    assert len(parts) == 1 and isinstance(parts[0], Scan), parts
+    assert parts[0].error is None, parts[0].error
+    return parts[0].volume
+
+
+def test_the_mni_template_is_read_in_each_plane_upright_and_windowed():
+    data = mni_template().read_bytes()
+    axial, coronal, sagittal = (read_nifti(data, "mni.nii.gz", plane) for plane in ("axial", "coronal", "sagittal"))
+    assert (len(axial), len(coronal), len(sagittal)) == (189, 233, 197)
+    assert axial.slices[0].shape == (233, 197) and coronal.slices[0].shape == (189, 197) and sagittal.slices[0].shape == (189, 233)
+    assert 20 < sum(axial.outside_head) < 80  # the slices above the scalp and below the skull base
+    middle = axial.slices[95]
+    assert middle.dtype == np.uint8 and middle.max() == 255 and (middle > 25).mean() > 0.3
+
+
+@pytest.mark.parametrize("plane, where", [("axial", (0, 0)), ("coronal", (0, 0)), ("sagittal", (0, 0))])
+def test_cuts_are_shown_as_radiologists_view_them(plane, where):
+    """A bright block at the head's right, anterior, superior corner: top left of an axial cut (anterior up, the
+    patient's right on the viewer's left), top left of a coronal one (superior up), top left of a sagittal one
+    (superior up, anterior on the left)."""
+    head = np.full((20, 20, 20), 50, dtype=np.uint8)
+    head[15:, 15:, 15:] = 250  # high x, y, z: right, anterior, superior
+    volume = read_nifti(nifti_bytes(head), "corner.nii.gz", plane)
+    cut = volume.slices[17]
+    rows, cols = np.nonzero(cut == 255)
+    assert (rows.max() < 10, cols.max() < 10) == (True, True), (plane, rows, cols)
+
+
+def test_a_reoriented_volume_reads_the_same_as_the_canonical_one():
+    import gzip
+
+    import nibabel as nib
+
+    canonical = nib.load(mni_template())
+    array = np.asarray(canonical.dataobj)[::-1, :, :].copy()  # stored left to right: an LAS file
+    flipped = nib.Nifti1Image(array, canonical.affine @ np.array([[-1, 0, 0, array.shape[0] - 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    data = gzip.compress(flipped.header.binaryblock + b"\0" * 4 + array.tobytes(order="F"), compresslevel=1)
+    a, b = read_nifti(mni_template().read_bytes(), "ras"), read_nifti(data, "las")
+    assert all(np.array_equal(x, y) for x, y in zip(a.slices, b.slices))
+    assert any("Reoriented from LAS to RAS" in n for n in b.notes) and not a.notes
+
+
+def test_a_4d_file_gives_its_first_volume_and_says_so():
+    head = np.zeros((32, 32, 8, 3), dtype=np.uint8)
+    head[6:26, 6:26] = 120
+    volume = only_scan([("bold.nii.gz", nifti_bytes(head))])
+    assert len(volume) == 8 and "first volume" in volume.notes[0]
+
+
+def test_anisotropic_voxels_are_shown_square():
+    head = np.zeros((40, 40, 10), dtype=np.uint8)
+    head[5:35, 5:35, :] = 100
+    volume = only_scan([("thick.nii", nifti_bytes(head, zooms=(1.0, 1.0, 4.0), gz=False))], plane="coronal")
+    assert volume.slices[20].shape == (40, 40)  # 10 slices of 4 mm: 40 mm tall, like its 40 mm width
+
+
+def test_a_series_is_ordered_by_position_whatever_the_file_order():
+    files = make_series(SERIES_SLICES)
+    volume = only_scan(files)
+    reference = only_scan(sorted(files))
+    assert [f for f, _ in files] != sorted(f for f, _ in files)  # the files do come shuffled
+    assert all(np.array_equal(a, b) for a, b in zip(volume.slices, reference.slices)) and len(volume) == 6 and not volume.notes
+    enhanced = only_scan([("enhanced.dcm", make_enhanced(SERIES_SLICES))])
+    assert all(np.array_equal(a, b) for a, b in zip(volume.slices, enhanced.slices))
+
+
+def test_gaps_duplicates_and_missing_positions_are_scored_and_said():
+    gappy = only_scan(make_series(SERIES_SLICES, positions=[0, 5, 10, 25, 30, 35]))
+    assert len(gappy) == 6 and "About 2 slices are missing" in gappy.notes[0]
+    twice = only_scan(make_series(SERIES_SLICES, positions=[0, 5, 5, 10, 15, 20]))
+    assert len(twice) == 5 and "1 slices repeat a position" in twice.notes[0]
+    unplaced = only_scan(make_series(SERIES_SLICES, with_positions=False, numbers=[6, 5, 4, 3, 2, 1]))
+    assert "ordered by InstanceNumber" in unplaced.notes[0]
+    assert np.array_equal(unplaced.slices[0], only_scan(make_series(SERIES_SLICES)).slices[-1])
+
+
+def test_several_series_give_one_scan_each_and_other_files_stay_items():
+    files = make_series(SERIES_SLICES[:3]) + make_series(SERIES_SLICES[3:]) + [("report.dcm", non_image_dicom()),
+                                                                                  ("slice.jpg", EXAMPLES[0].read_bytes())]
+    parts = gather(files, scans=True)
+    scans, items = [p for p in parts if isinstance(p, Scan)], [p for p in parts if isinstance(p, Item)]
+    assert [len(s.volume) for s in scans] == [3, 3]
+    assert {i.name: i.error for i in items} == {"report.dcm": "report.dcm is a structured report, not an image.", "slice.jpg": None}
+    # Without scans (the Many slices tab), DICOM files are slices and a NIfTI file points to the whole-scan readers.
+    flat = gather(files + [("brain.nii.gz", b"")])
+    assert all(isinstance(p, Item) for p in flat) and "Whole scan tab" in flat[-1].error
+
+
+@pytest.mark.parametrize("case, files, fragment", bad_scans(), ids=[case for case, _, _ in bad_scans()])
+def test_every_bad_scan_gets_one_sentence(case, files, fragment):
+    with pytest.raises(UserError) as caught:
+        for scan in scans_of(gather(files, scans=True), files[0][0]):
+            if scan.error:
+                raise UserError(scan.error)
+    assert fragment in str(caught.value) and one_sentence(str(caught.value)), str(caught.value)
+
+
+def test_a_scan_answer_ranks_slices_names_a_key_slice_and_states_its_rule(tiny):
+    volume = read_nifti(mni_template().read_bytes(), "mni.nii.gz")
+    seen = []
+    result = classify_scan(tiny, volume, lambda done, total: seen.append((done, total)))
+    answer = json.loads(json.dumps(result.to_json()))  # plain JSON all through
+    scored = [r["slice"] for r in answer["per_slice"] if r["scored"]]
+    assert answer["slices"] == 189 and answer["scored"] == len(scored) == 189 - answer["skipped_outside_head"]
+    assert sorted(answer["ranking"]) == scored and seen[-1] == (len(scored), len(scored))
+    tumour = {r["slice"]: r["tumour_probability"] for r in answer["per_slice"] if r["scored"]}
+    in_distribution = [i for i in answer["ranking"] if not answer["per_slice"][i]["out_of_distribution"]]
+    assert answer["key_slice"]["slice"] == (in_distribution or answer["ranking"])[0]
+    assert tumour[answer["ranking"][0]] == max(tumour[i] for i in (in_distribution or scored))
+    assert answer["summary"]["rule"] == RULE and answer["warning"] == WARNING
+    assert answer["summary"]["label"] in ("glioma", "meningioma", "notumor", "pituitary")
+    assert result.key_explanation.heatmap.shape == volume.slices[answer["key_slice"]["slice"]].shape
+
+
+def test_the_command_line_answers_a_volume_and_a_zipped_series(tiny_baseline, tmp_path):
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for name, data in make_series(SERIES_SLICES):
+            handle.writestr(f"patient/{name}", data)
+    result = run_module("brain_tumor.predict", "--weights", tiny_baseline, mni_template(), archive, "--csv", tmp_path / "rows.csv",
+                        "--report", tmp_path / "reports")
+    assert "a NIfTI volume of 189 axial slices" in result.stdout and "a DICOM series of 6 acquired slices" in result.stdout
+    assert result.stdout.count("summary: ") == 2 and WARNING in result.stdout
+    rows = (tmp_path / "rows.csv").read_text().splitlines()
+    assert len(rows) == 1 + 189 + 6 and "outside the head; not scored" in (tmp_path / "rows.csv").read_text()
+    assert len(list((tmp_path / "reports").glob("*_report.pdf"))) == 2
+    answers = [json.loads(line) for line in run_module("brain_tumor.predict", "--weights", tiny_baseline, archive, "--json").stdout.splitlines()]
+    assert len(answers) == 1 and answers[0]["kind"] == "DICOM series" and len(answers[0]["per_slice"]) == 6
+
+
+def test_the_command_line_gives_each_bad_scan_its_sentence(tiny_baseline, tmp_path):
+    paths = []
+    for case, files, fragment in bad_scans():
+        if case == "no DICOM in the archive":
+            continue  # the command line classifies the slice it holds; a folder without scans or images is below
+        folder = tmp_path / case.replace(" ", "-")
+        folder.mkdir()
+        for name, data in files:
+            (folder / name).write_bytes(data)
+        paths.append((folder / files[0][0], fragment))
+    result = run_module("brain_tumor.predict", "--weights", tiny_baseline, *[p for p, _ in paths], expect=1)
+    for path, fragment in paths:
+        line = next((line for line in result.stderr.splitlines() if path.name in line and "error:" in line), None)
+        assert line is not None and fragment in line, (path.name, result.stderr[-2000:])
+    empty = tmp_path / "letters"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("a letter, not a scan")
+    result = run_module("brain_tumor.predict", "--weights", tiny_baseline, empty, expect=2)
+    assert result.stderr.strip() == "error: no image files or scans found in the given folders."
