@@ -49,8 +49,12 @@ CSS = """
   background:linear-gradient(to right,#00007f,#0000ff,#007fff,#00ffff,#7fff7f,#ffff00,#ff7f00,#ff0000,#7f0000)}
 #headline p {font-size:1.35em; margin:0}
 #headline.warn p {color:#b45309}
+#trust p {margin:2px 0 4px; font-size:0.95em}
+#examples .caption-label {white-space:normal; overflow:visible; text-overflow:clip}
+@media (max-width: 640px) { #examples .grid-container {grid-template-columns:repeat(2, minmax(0, 1fr)) !important} }
 """
 SCROLL_TO_RESULT = "() => { if (window.innerWidth < 900) document.getElementById('result')?.scrollIntoView({behavior: 'smooth'}); }"
+SCROLL_TO_BATCH = "() => { document.getElementById('batch-result')?.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"
 CLICK_REPORT_LINK = "() => { setTimeout(() => document.querySelector('#report-file a')?.click(), 50); }"
 log = logging.getLogger("brain_tumor.app")
 
@@ -98,14 +102,13 @@ def _forget(path: Path) -> None:
 
 
 def read_upload(payload):
-    """The picture in an upload (image or DICOM, any file name); the upload is deleted after reading."""
+    """The picture in an upload (image or DICOM, any file name), or None for no upload; the upload is deleted after
+    reading. A file that cannot be read raises a UserError with its one sentence."""
     path = _upload_path(payload)
     if path is None:
         return None
     try:
         return load_image(path)
-    except UserError as error:
-        raise gr.Error(str(error), print_exception=False) from None
     finally:
         _forget(path)
 
@@ -134,10 +137,17 @@ def caption(explanation, model: Classifier) -> str:
                 f"{explanation.layer}. Red: the regions that most raised this class's score.")
     if p < IMPROBABLE:
         text += f" This class is improbable for this slice ({p:.1%}), so the map shows where the little evidence for it lies."
+    return text
+
+
+def trust_line(explanation, model: Classifier) -> str:
+    """How far to trust this heatmap: the measured figure, shown right under the map it qualifies ('' when this
+    method and layer were not measured)."""
     method, layers = model.explain_settings()
-    if (explanation.method, explanation.layer) == (method, "+".join(layers)):  # the heatmap whose trust was measured
-        text += " " + trust_sentence(model.config)
-    return text.strip()
+    if (explanation.method, explanation.layer) != (method, "+".join(layers)):
+        return ""
+    sentence = trust_sentence(model.config)
+    return f"**How far to trust this map:** {sentence}" if sentence else ""
 
 
 def confidences(prediction) -> dict[str, float]:
@@ -168,282 +178,291 @@ def gallery_items(model: Classifier) -> tuple[list[tuple[str, str]], str]:
     return items, note
 
 
-def build_app(models: dict[str, Classifier]) -> gr.Blocks:
-    names = list(models)
-    default = models[names[0]]
-    by_display = {DISPLAY_NAMES[c]: c for c in default.classes}
-    gallery, gallery_note = gallery_items(default)
+class Models:
+    """The models the page offers, and what every tab asks of them."""
 
-    def pick(model_name: str | None) -> Classifier:
-        return models.get(model_name or names[0]) or default
+    def __init__(self, models: dict[str, Classifier]):
+        self.by_name = models
+        self.names = list(models)
+        self.default = models[self.names[0]]
+        self.by_display = {DISPLAY_NAMES[c]: c for c in self.default.classes}
 
-    def explain(picture, model_name, target_name=PREDICTED, method=None, layer=None):
-        model = pick(model_name)
+    def pick(self, name: str | None) -> Classifier:
+        return self.by_name.get(name or self.names[0]) or self.default
+
+    def explain(self, picture, model_name, target_name=PREDICTED, method=None, layer=None):
+        model = self.pick(model_name)
         if layer not in layer_choices(model):
             layer = None  # the model was just switched: its own default layer
         try:
-            return model.explain(picture, target=by_display.get(target_name), method=method or None, layer=layer or None)
+            return model.explain(picture, target=self.by_display.get(target_name), method=method or None, layer=layer or None)
         except UserError as error:
             raise gr.Error(str(error), print_exception=False) from None
         except Exception:
             log.exception("analysis failed")
             raise gr.Error("Something went wrong analysing this image; please try another file.", print_exception=False) from None
 
+
+def build_app(models: dict[str, Classifier]) -> gr.Blocks:
+    """The page: a header with the model, then the One slice, Many slices and Whole scan tabs; and the API."""
+    offer = Models(models)
+    with gr.Blocks(title="Brain tumour MRI classifier", analytics_enabled=False, delete_cache=(300, 900)) as demo:
+        gr.Markdown(
+            "# Brain tumour MRI classifier\n"
+            "Upload a brain MRI: one 2D slice (an image or a DICOM file), many slices, or a whole scan (a NIfTI volume or a "
+            "DICOM series). The model gives its confidence for **glioma**, **meningioma**, **pituitary tumour** or **no tumour**, "
+            "and a heatmap of the regions that drove that answer."
+        )
+        gr.Markdown(f"⚠️ {NOTICE}", elem_id="notice")
+        with gr.Row(equal_height=True):
+            model_choice = gr.Dropdown(offer.names, value=offer.names[0], label="Model", visible=len(offer.names) > 1,
+                                       elem_id="model", scale=1)
+            model_line = gr.Markdown(describe_model(offer.default), elem_id="model-line")
+        model_choice.input(lambda name: describe_model(offer.pick(name)), model_choice, model_line, api_visibility="private")
+        one_slice_tab(offer, model_choice)
+        many_slices_tab(offer, model_choice)
+        scan_tab(offer, model_choice)
+        api_endpoints(offer)
+    demo.queue(max_size=QUEUE_SIZE)
+    return demo
+
+
+# ---- the One slice tab
+
+def one_slice_tab(offer: Models, model_choice: gr.Dropdown) -> None:
+    gallery, gallery_note = gallery_items(offer.default)
+    with gr.Tab("One slice"):
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="MRI slice: JPEG, PNG, TIFF, BMP, WebP, or DICOM (any file name, e.g. IM0001)",
+                                 file_count="single", type="filepath", elem_id="upload", height=120)
+                preview = gr.Image(label="Your slice", type="pil", format="jpeg", interactive=False, height=300, elem_id="preview")
+                analyse_button = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                    target = gr.Dropdown([PREDICTED] + list(offer.by_display), value=PREDICTED, label="Explain which class", elem_id="target")
+                    method = gr.Dropdown(list(OFFERED), value=offer.default.explain_settings()[0], label="Explanation method", elem_id="method")
+                    layer = gr.Dropdown(layer_choices(offer.default), value="+".join(offer.default.explain_settings()[1]), label="Layer",
+                                        elem_id="layer")
+            with gr.Column(elem_id="result"):
+                summary = gr.Markdown(elem_id="headline")
+                label = gr.Label(num_top_classes=4, label="Confidence per class", elem_id="confidences")
+                overlay = gr.Image(label="Heatmap: where the model looked", type="pil", format="jpeg", interactive=False,
+                                   height=360, elem_id="overlay")
+                trust = gr.Markdown(elem_id="trust")
+                gr.HTML(LEGEND)
+                explained = gr.Markdown(elem_id="caption")
+                opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+                report_button = gr.Button("Download report (PDF)", elem_id="report-button")
+                report_file = gr.File(label="Report", visible=False, elem_id="report-file", interactive=False)
+        gr.Markdown("**Examples**: click one to analyse it.", elem_id="examples-heading")
+        examples = gr.Gallery(value=gallery, show_label=False, columns=4, height="auto", allow_preview=False, elem_id="examples")
+        gr.Markdown("Examples from the Testing split, with no twin in the training data. " + gallery_note, elem_id="examples-note")
+        state = gr.State()  # this session's last picture and explanation, in memory only
+
     def show(explanation, opacity, name, model_name):
+        model = offer.pick(model_name)
         warn = explanation.prediction.warning is not None
         return (gr.update(value=headline(explanation.prediction), elem_classes=["warn"] if warn else []),
-                confidences(explanation.prediction), explanation.overlay_with(opacity), caption(explanation, pick(model_name)),
-                {"picture": explanation.image, "explanation": explanation, "name": name})
+                confidences(explanation.prediction), explanation.overlay_with(opacity), trust_line(explanation, model),
+                caption(explanation, model), {"picture": explanation.image, "explanation": explanation, "name": name})
 
-    # ---- the page
+    def cleared(sentence: str):
+        """The page after a file it cannot read: the sentence in the headline, the old answer gone, the upload box empty."""
+        return (None, gr.update(value=f"⚠️ {sentence}", elem_classes=["warn"]), None, None, "", "", None, gr.update(value=PREDICTED), None)
+
     def on_upload(payload, model_name, method, layer, opacity):
-        picture = read_upload(payload)
+        try:
+            redirect = elsewhere(payload)
+            if redirect:
+                _forget(_upload_path(payload))
+                return cleared(redirect)
+            picture = read_upload(payload)
+        except UserError as error:
+            return cleared(str(error))
         if picture is None:
-            return (gr.skip(),) * 8
-        explanation = explain(picture, model_name, PREDICTED, method, layer)
+            return (gr.skip(),) * 9
+        explanation = offer.explain(picture, model_name, PREDICTED, method, layer)
         # The box empties again, ready for the next slice; "Your slice" shows this one.
         return (picture, *show(explanation, opacity, Path(upload_name(payload)).stem, model_name), gr.update(value=PREDICTED), None)
 
     def on_example(model_name, method, layer, opacity, event: gr.SelectData):
         path, _ = gallery[event.index]
-        explanation = explain(load_image(path), model_name, PREDICTED, method, layer)
+        explanation = offer.explain(load_image(path), model_name, PREDICTED, method, layer)
         return (explanation.image, *show(explanation, opacity, Path(path).stem, model_name), gr.update(value=PREDICTED))
 
     def on_settings(target_name, method, layer, model_name, opacity, session):
         if session is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return show(explain(session["picture"], model_name, target_name, method, layer), opacity, session["name"], model_name)
+            return (gr.skip(),) * 6
+        return show(offer.explain(session["picture"], model_name, target_name, method, layer), opacity, session["name"], model_name)
 
     def on_analyse(target_name, method, layer, model_name, opacity, session):
         if session is None:
-            raise gr.Error("Upload a slice first (JPEG, PNG, TIFF, … or a DICOM file), or click one of the examples.", print_exception=False)
+            gr.Warning("Upload a slice first (JPEG, PNG, TIFF, … or a DICOM file), or click one of the examples.")
+            return (gr.skip(),) * 6
         return on_settings(target_name, method, layer, model_name, opacity, session)
 
     def on_opacity(session, opacity):
         return gr.skip() if session is None else session["explanation"].overlay_with(opacity)
 
     def on_model(model_name):
-        model = pick(model_name)
-        layers = layer_choices(model)
-        current = model.explain_settings()[1]
-        return describe_model(model), gr.update(choices=layers, value="+".join(current))
+        model = offer.pick(model_name)
+        return gr.update(choices=layer_choices(model), value="+".join(model.explain_settings()[1]))
 
     def on_report(session, model_name):
         if session is None:
-            raise gr.Error("Analyse a slice first; the report describes the current analysis.", print_exception=False)
+            gr.Warning("Analyse a slice first; the report describes the current analysis.")
+            return gr.skip()
         from brain_tumor.report import report_pdf
 
-        model = pick(model_name)
+        model = offer.pick(model_name)
         path = scratch_file(f"{session['name']}-report.pdf")
         path.write_bytes(report_pdf(session["explanation"], summary_line(model.config), model.version))
         return gr.update(value=str(path), visible=True)
 
+    results = [summary, label, overlay, trust, explained, state]
+    upload.change(on_upload, [upload, model_choice, method, layer, opacity], [preview, *results, target, upload],
+                  api_visibility="private", preprocess=False, concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
+    examples.select(on_example, [model_choice, method, layer, opacity], [preview, *results, target],
+                    api_visibility="private", concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
+    gr.on([target.input, method.input, layer.input, model_choice.input], on_settings,
+          [target, method, layer, model_choice, opacity, state], results, api_visibility="private", concurrency_limit=1)
+    analyse_button.click(on_analyse, [target, method, layer, model_choice, opacity, state], results,
+                         api_visibility="private", concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
+    opacity.release(on_opacity, [state, opacity], overlay, api_visibility="private")
+    model_choice.input(on_model, model_choice, layer, api_visibility="private")
+    report_button.click(on_report, [state, model_choice], report_file, api_visibility="private").then(None, js=CLICK_REPORT_LINK)
+
+
+def elsewhere(payload) -> str:
+    """For a file another tab reads (a volume, an archive), the sentence saying which; '' for anything else."""
+    if payload is None:
+        return ""
+    name = upload_name(payload)
+    if name.lower().endswith((".nii", ".nii.gz")):
+        return f"{name} is a NIfTI volume, not one slice; the Whole scan tab reads it."
+    if name.lower().endswith(".zip"):
+        return f"{name} is an archive, not one slice; the Many slices tab reads the slices in it, and the Whole scan tab a DICOM series."
+    return ""
+
+
+# ---- the Many slices tab
+
+def many_slices_tab(offer: Models, model_choice: gr.Dropdown) -> None:
+    with gr.Tab("Many slices"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                files = gr.File(label="Slices: images, DICOM files, or a .zip of them", file_count="multiple", type="filepath",
+                                elem_id="batch-files")
+                run = gr.Button("Classify all", variant="primary", elem_id="batch-run")
+                table = gr.Dataframe(headers=["", "file", "label", "confidence %", "warning or error"],
+                                     datatype=["html", "str", "str", "number", "str"], interactive=False, wrap=True,
+                                     column_widths=["56px", "28%", "16%", "12%", "36%"], elem_id="batch-table",
+                                     label="Click a row to see its heatmap beside the table; click a column's name to sort")
+                csv_out = gr.File(label="CSV of all rows", interactive=False, elem_id="batch-csv")
+            with gr.Column(scale=2, elem_id="batch-result"):
+                heatmap = gr.Image(label="Heatmap of the chosen row", type="pil", format="jpeg", interactive=False, height=360,
+                                   elem_id="batch-heatmap")
+                gr.HTML(LEGEND)
+                text = gr.Markdown(elem_id="batch-caption")
+        rows_state = gr.State()
+
     def on_batch(payloads, model_name, progress=gr.Progress()):
         if not payloads:
             raise gr.Error("Choose some slices first (images, DICOM files or a .zip of them).", print_exception=False)
-        rows, pictures = classify_many(payloads, pick(model_name), progress)
-        table = [[thumbnail(pictures.get(r["file"])), r["file"], DISPLAY_NAMES.get(r["label"], "–"),
+        rows, pictures = classify_many(payloads, offer.pick(model_name), progress)
+        shown = [[thumbnail(pictures.get(r["file"])), r["file"], DISPLAY_NAMES.get(r["label"], "–"),
                   None if r["label"] is None else round(100 * r[r["label"]], 1), r["warning"] or r["error"] or ""] for r in rows]
-        return table, csv_file(rows), {"rows": rows, "pictures": pictures}
+        return shown, csv_file(rows), {"rows": rows, "pictures": pictures}
 
-    def on_batch_select(batch, model_name, event: gr.SelectData):
+    def on_select(batch, model_name, event: gr.SelectData):
         if not batch:
             return gr.skip(), gr.skip()
         name = event.row_value[1]
         picture = batch["pictures"].get(name)
         if picture is None:
             return None, f"{name} could not be read, so it has no heatmap."
-        explanation = explain(picture, model_name)
-        return explanation.overlay, f"**{name}**: {caption(explanation, pick(model_name))}"
+        explanation = offer.explain(picture, model_name)
+        model = offer.pick(model_name)
+        return explanation.overlay, f"**{name}**: {caption(explanation, model)} {trust_line(explanation, model)}".strip()
 
-    # ---- the API (and the MCP tool)
-    def classify_brain_mri(image: str, model: str = names[0]):
-        """Classify one 2D brain MRI slice as glioma, meningioma, pituitary tumour or no tumour.
-
-        Research use only: this is not a medical device and must not be used for diagnosis.
-
-        Args:
-            image: the slice, as an image file (JPEG, PNG, TIFF, BMP, WebP, GIF) or a DICOM file.
-            model: which model to use (see the page; the default is the first).
-
-        Returns:
-            a JSON object with label (the most probable class), probabilities (one per class, summing to 1), out_of_distribution (true when the input does not look like a brain MRI slice), warning (a sentence, or null) and model; and the heatmap overlay image.
-        """
-        picture = read_upload(image)
-        if picture is None:
-            raise gr.Error("No image was given; pass a JPEG, PNG or DICOM file.", print_exception=False)
-        chosen = pick(model)
-        explanation = explain(picture, model)
-        prediction = explanation.prediction
-        answer = {"label": prediction.label, "probabilities": prediction.probabilities,
-                  "out_of_distribution": prediction.out_of_distribution, "warning": prediction.warning,
-                  "model": model or names[0], "weights_version": chosen.version,
-                  "heatmap": {"target": explanation.target, "method": explanation.method, "layer": explanation.layer}}
-        return answer, explanation.overlay
-
-    def classify_batch(files: list[str], model: str = names[0]):
-        """Classify many slices (images, DICOM files or .zip archives of them): one row per file, and the same rows as CSV.
-
-        Research use only; not a medical device. A file that cannot be read gets a row with its error.
-        """
-        rows, _ = classify_many(files or [], pick(model), None)
-        return [nested_row(r) for r in rows], csv_file(rows)
-
-    def predict(image: str, target_name: str = PREDICTED, opacity: float = 0.5, model_name: str = names[0]):
-        """The older endpoint, kept for programs written against it; prefer classify. Research use only; not a medical device.
-
-        Args:
-            image: one 2D brain MRI slice (an image or a DICOM file).
-            target_name: the class whose heatmap to draw (default: the predicted class).
-            opacity: the heatmap's opacity over the slice, 0 to 1.
-            model_name: which model to use.
-
-        Returns:
-            the confidence per class, the heatmap overlay, and the out-of-distribution warning (or an empty string).
-        """
-        picture = read_upload(image)
-        if picture is None:
-            raise gr.Error("No image was given; pass a JPEG, PNG or DICOM file.", print_exception=False)
-        explanation = explain(picture, model_name, target_name)
-        return confidences(explanation.prediction), explanation.overlay_with(opacity), explanation.prediction.warning or ""
-
-    with gr.Blocks(title="Brain tumour MRI classifier", analytics_enabled=False, delete_cache=(300, 900)) as demo:
-        gr.Markdown(
-            "# Brain tumour MRI classifier\n"
-            "Upload one 2D brain MRI slice (an image or a DICOM file). The model gives its confidence for **glioma**, "
-            "**meningioma**, **pituitary tumour** or **no tumour**, and a heatmap of the regions that drove that answer."
-        )
-        gr.Markdown(f"⚠️ {NOTICE}", elem_id="notice")
-        state = gr.State()  # this session's last picture and explanation, in memory only
-        with gr.Tab("One slice"):
-            with gr.Row():
-                with gr.Column():
-                    upload = gr.File(label="MRI slice: JPEG, PNG, TIFF, BMP, WebP, or DICOM (any file name, e.g. IM0001)",
-                                     file_count="single", type="filepath", elem_id="upload", height=120)
-                    preview = gr.Image(label="Your slice", type="pil", format="jpeg", interactive=False, height=300, elem_id="preview")
-                    analyse_button = gr.Button("Analyse", variant="primary", elem_id="analyse")
-                    with gr.Accordion("Advanced", open=False, elem_id="advanced"):
-                        target = gr.Dropdown([PREDICTED] + list(by_display), value=PREDICTED, label="Explain which class", elem_id="target")
-                        method = gr.Dropdown(list(OFFERED), value=default.explain_settings()[0], label="Explanation method", elem_id="method")
-                        layer = gr.Dropdown(layer_choices(default), value="+".join(default.explain_settings()[1]), label="Layer", elem_id="layer")
-                    model_choice = gr.Dropdown(names, value=names[0], label="Model", visible=len(names) > 1, elem_id="model")
-                with gr.Column(elem_id="result"):
-                    summary = gr.Markdown(elem_id="headline")
-                    label = gr.Label(num_top_classes=4, label="Confidence per class", elem_id="confidences")
-                    overlay = gr.Image(label="Heatmap: where the model looked", type="pil", format="jpeg", interactive=False,
-                                       height=360, elem_id="overlay")
-                    gr.HTML(LEGEND)
-                    explained = gr.Markdown(elem_id="caption")
-                    opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
-                    report_button = gr.Button("Download report (PDF)", elem_id="report-button")
-                    report_file = gr.File(label="Report", visible=False, elem_id="report-file", interactive=False)
-            model_line = gr.Markdown(describe_model(default), elem_id="model-line")
-            examples = gr.Gallery(value=gallery, label="Examples from the Testing split (no training twin): click one to analyse it",
-                                  columns=4, height="auto", allow_preview=False, elem_id="examples")
-            gr.Markdown(gallery_note, elem_id="examples-note")
-        with gr.Tab("Many slices"):
-            batch_files = gr.File(label="Slices: images, DICOM files, or a .zip of them", file_count="multiple", type="filepath", elem_id="batch-files")
-            batch_button = gr.Button("Classify all", variant="primary", elem_id="batch-run")
-            batch_table = gr.Dataframe(headers=["", "file", "label", "confidence %", "warning or error"],
-                                       datatype=["html", "str", "str", "number", "str"], interactive=False,
-                                       wrap=True, column_widths=["64px", "30%", "15%", "10%", "45%"], elem_id="batch-table",
-                                       label="Click a row to see its heatmap; click a column's name to sort")
-            batch_csv = gr.File(label="CSV of all rows", interactive=False, elem_id="batch-csv")
-            batch_overlay = gr.Image(label="Heatmap of the chosen row", type="pil", format="jpeg", interactive=False, height=360, elem_id="batch-heatmap")
-            batch_caption = gr.Markdown(elem_id="batch-caption")
-            batch_state = gr.State()
-        scan_tab(models, model_choice)
-
-        results = [summary, label, overlay, explained, state]
-        upload.change(on_upload, [upload, model_choice, method, layer, opacity], [preview, *results, target, upload],
-                      api_visibility="private", preprocess=False, concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
-        examples.select(on_example, [model_choice, method, layer, opacity], [preview, *results, target],
-                        api_visibility="private", concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
-        gr.on([target.input, method.input, layer.input, model_choice.input], on_settings,
-              [target, method, layer, model_choice, opacity, state], results, api_visibility="private", concurrency_limit=1)
-        analyse_button.click(on_analyse, [target, method, layer, model_choice, opacity, state], results,
-                             api_visibility="private", concurrency_limit=1).then(None, js=SCROLL_TO_RESULT)
-        opacity.release(on_opacity, [state, opacity], overlay, api_visibility="private")
-        model_choice.input(on_model, model_choice, [model_line, layer], api_visibility="private")
-        report_button.click(on_report, [state, model_choice], report_file, api_visibility="private").then(None, js=CLICK_REPORT_LINK)
-        batch_button.click(on_batch, [batch_files, model_choice], [batch_table, batch_csv, batch_state],
-                           api_visibility="private", preprocess=False, concurrency_limit=1)
-        batch_table.select(on_batch_select, [batch_state, model_choice], [batch_overlay, batch_caption], api_visibility="private")
-
-        # API-only endpoints: hidden components, so programs and agents get the whole answer.
-        with gr.Row(visible=False):
-            api_image, api_files = gr.File(type="filepath"), gr.File(file_count="multiple", type="filepath")
-            api_model, api_target = gr.Dropdown(names, value=names[0]), gr.Dropdown([PREDICTED] + list(by_display), value=PREDICTED)
-            api_opacity = gr.Slider(0.0, 1.0, value=0.5)
-            api_json, api_rows = gr.JSON(), gr.JSON()
-            api_overlay = gr.Image(type="pil", format="jpeg")
-            api_csv, api_label, api_warning = gr.File(), gr.Label(), gr.Textbox()
-            api_button = gr.Button()
-        api_button.click(classify_brain_mri, [api_image, api_model], [api_json, api_overlay], api_name="classify",
-                         preprocess=False, concurrency_limit=1)
-        api_button.click(classify_batch, [api_files, api_model], [api_rows, api_csv], api_name="classify_batch",
-                         preprocess=False, concurrency_limit=1)
-        api_button.click(predict, [api_image, api_target, api_opacity, api_model], [api_label, api_overlay, api_warning],
-                         api_name="predict", preprocess=False, concurrency_limit=1)
-        scan_api(models, api_button, api_files, api_model, api_json, api_overlay)
-    demo.queue(max_size=QUEUE_SIZE)
-    return demo
+    run.click(on_batch, [files, model_choice], [table, csv_out, rows_state], api_visibility="private", preprocess=False,
+              concurrency_limit=1)
+    table.select(on_select, [rows_state, model_choice], [heatmap, text], api_visibility="private").then(None, js=SCROLL_TO_BATCH)
 
 
-def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], dict]:
-    """Rows for many uploads (archives expanded; brain_tumor.uploads), each upload deleted once read; and the pictures read."""
-    items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
-    rows, pictures = [], {}
-    for item in (progress.tqdm(items, desc="classifying") if progress else items):
+# ---- the Whole scan tab
+
+def scan_tab(offer: Models, model_choice: gr.Dropdown) -> None:
+    """The Whole scan tab: upload, summary, the probabilities along the slices, and a slider over the slices with heatmaps."""
+    with gr.Tab("Whole scan"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                files = gr.File(label=SCAN_FILES_LABEL, file_count="multiple", type="filepath", elem_id="scan-files", height=140)
+                plane = gr.Radio(list(PLANES)[::-1], value="axial", label="Plane (NIfTI volumes)", elem_id="scan-plane")
+                run = gr.Button("Analyse scan", variant="primary", elem_id="scan-run")
+                series = gr.Dropdown([], label="Series", visible=False, elem_id="scan-series")
+                heading = gr.Markdown(elem_id="scan-summary")
+            with gr.Column(scale=2):
+                plot = gr.Plot(label="Probability of each class along the slices", elem_id="scan-plot")
+                slider = gr.Slider(0, 1, value=0, step=1, label="Slice (starts at the key slice: the most tumour-like in-distribution slice)",
+                                   visible=False, elem_id="scan-slider")
+                picture = gr.Image(label="Slice with its heatmap", type="pil", format="jpeg", interactive=False, height=380,
+                                   elem_id="scan-slice")
+                gr.HTML(LEGEND)
+                text = gr.Markdown(elem_id="scan-caption")
+        results = gr.State()
+
+    def on_scan(payloads, plane, model_name, progress=gr.Progress()):
         try:
-            if item.error:
-                raise UserError(item.error)
-            picture = load_image(item.source)
-            rows.append(result_row(item.name, model.predict(picture)))
-            pictures[item.name] = picture
-        except UserError as error:
-            rows.append(result_row(item.name, error=str(error)))
-    return rows, pictures
+            found, failed = read_scans(payloads, offer.pick(model_name), plane, progress)
+        except UserError as error:  # one sentence where the summary goes; the old answer cleared
+            return f"⚠️ {error}", None, gr.update(visible=False), None, "", None, gr.update(choices=[], visible=False)
+        choices = [(r.volume.name, i) for i, r in enumerate(found)]
+        return (*show_series(found, 0, model_name, failed), found, gr.update(choices=choices, value=0, visible=len(found) > 1))
 
+    def show_series(found, which, model_name, failed=()):
+        result = found[int(which or 0)]
+        picture, text = scan_slice(result, result.key_slice, offer.pick(model_name))
+        unread = "".join(f"\n\n⚠️ {name}: {sentence}" for name, sentence in failed)
+        return (scan_heading(result) + unread, scan_plot(result),
+                gr.update(minimum=0, maximum=len(result.volume) - 1, value=result.key_slice, visible=True), picture, text)
 
-def read_payloads(payloads) -> list[tuple[str, bytes]]:
-    """(the user's file name, its bytes) per upload; each upload is deleted once read."""
-    files = []
-    for payload in payloads or []:
-        path = _upload_path(payload)
-        if path is None:
-            continue
-        try:
-            files.append((upload_name(payload), path.read_bytes()))
-        finally:
-            _forget(path)
-    return files
+    def on_series(found, which, model_name):
+        return gr.skip() if not found else show_series(found, which, model_name)
 
+    def on_slide(found, which, index, model_name):
+        if not found:
+            return gr.skip(), gr.skip()
+        return scan_slice(found[int(which or 0)], index, offer.pick(model_name))
 
-# ---- the Whole scan tab and the classify_scan endpoint
+    run.click(on_scan, [files, plane, model_choice], [heading, plot, slider, picture, text, results, series],
+              api_visibility="private", preprocess=False, concurrency_limit=1)
+    series.input(on_series, [results, series, model_choice], [heading, plot, slider, picture, text], api_visibility="private")
+    slider.release(on_slide, [results, series, slider, model_choice], [picture, text], api_visibility="private", concurrency_limit=1)
+
 
 SCAN_FILES_LABEL = "A whole scan: a NIfTI volume (.nii, .nii.gz), or a DICOM series (its files, or a .zip of them)"
 
 
-def read_scans(payloads, model: Classifier, plane: str, progress=None) -> list:
-    """Every scan in the uploads, scored (brain_tumor.scan.classify_scan); one sentence when there is none."""
+def read_scans(payloads, model: Classifier, plane: str, progress=None) -> tuple[list, list[tuple[str, str]]]:
+    """Every scan in the uploads, scored (brain_tumor.scan.classify_scan), and (name, sentence) for each scan that could
+    not be read; a UserError when there is no scan to answer."""
     from brain_tumor.scan import classify_scan
 
     files = read_payloads(payloads)
     if not files:
-        raise gr.Error("Choose a scan first: a NIfTI file, or the files (or a .zip) of one DICOM series.", print_exception=False)
+        raise UserError("Choose a scan first: a NIfTI file, or the files (or a .zip) of one DICOM series.")
     upload = files[0][0] if len(files) == 1 else f"the {len(files)} files"
-    try:
-        scans = scans_of(gather(files, scans=True, plane=plane or "axial"), upload)
-    except UserError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+    scans = scans_of(gather(files, scans=True, plane=plane or "axial"), upload)
     if all(s.error for s in scans):
-        raise gr.Error(scans[0].error, print_exception=False)
+        raise UserError(scans[0].error)
     results = []
     for scan in (s for s in scans if s.volume is not None):
-        report = (lambda done, total, name=scan.name: progress((done, total), desc=f"scoring {Path(name).name}", unit="slices")) if progress else None
+        report = None
+        if progress:
+            report = lambda done, total, name=Path(scan.name).name: progress((done, total), desc=f"scoring {name}", unit="slices")  # noqa: E731
         results.append(classify_scan(model, scan.volume, report))
-    return results
+    return results, [(s.name, s.error) for s in scans if s.error]
 
 
 def scan_heading(result) -> str:
@@ -477,61 +496,44 @@ def scan_slice(result, index: int, model: Classifier):
     rank = result.ranking.index(index) + 1
     text = (f"Slice {index}{' (key slice)' if index == result.key_slice else ''}: {DISPLAY_NAMES[p.label]} {p.confidence:.1%}; "
             f"tumour probability {result.tumour_probability(index):.1%}, rank {rank} of {len(result.ranking)}. "
-            + (f"⚠️ {p.warning} " if p.warning else "") + caption(explanation, model))
+            + (f"⚠️ {p.warning} " if p.warning else "") + caption(explanation, model) + " " + trust_line(explanation, model)).strip()
     return explanation.overlay, text
 
 
-def scan_tab(models: dict[str, Classifier], model_choice: gr.Dropdown) -> None:
-    """The Whole scan tab: upload, summary, the probabilities along the slices, and a slider over the slices with heatmaps."""
-    names = list(models)
+# ---- the API (and the MCP tools): hidden components, so programs and agents get the whole answer
 
-    def pick(name):
-        return models.get(name or names[0]) or models[names[0]]
+def api_endpoints(offer: Models) -> None:
+    names = offer.names
 
-    def on_scan(payloads, plane, model_name, progress=gr.Progress()):
-        results = read_scans(payloads, pick(model_name), plane, progress)
-        return show_series(results, 0, model_name) + (results, gr.update(choices=[(r.volume.name, i) for i, r in enumerate(results)],
-                                                                           value=0, visible=len(results) > 1))
+    def classify_brain_mri(image: str, model: str = names[0]):
+        """Classify one 2D brain MRI slice as glioma, meningioma, pituitary tumour or no tumour.
 
-    def show_series(results, which, model_name):
-        result = results[int(which or 0)]
-        picture, text = scan_slice(result, result.key_slice, pick(model_name))
-        return (scan_heading(result), scan_plot(result),
-                gr.update(minimum=0, maximum=len(result.volume) - 1, value=result.key_slice, visible=True), picture, text)
+        Research use only: this is not a medical device and must not be used for diagnosis.
 
-    def on_series(results, which, model_name):
-        return gr.skip() if not results else show_series(results, which, model_name)
+        Args:
+            image: the slice, as an image file (JPEG, PNG, TIFF, BMP, WebP, GIF) or a DICOM file.
+            model: which model to use (see the page; the default is the first).
 
-    def on_slide(results, which, index, model_name):
-        if not results:
-            return gr.skip(), gr.skip()
-        return scan_slice(results[int(which or 0)], index, pick(model_name))
+        Returns:
+            a JSON object with label (the most probable class), probabilities (one per class, summing to 1), out_of_distribution (true when the input does not look like a brain MRI slice), warning (a sentence, or null) and model; and the heatmap overlay image.
+        """
+        picture = read_upload_or_error(image)
+        chosen = offer.pick(model)
+        explanation = offer.explain(picture, model)
+        prediction = explanation.prediction
+        answer = {"label": prediction.label, "probabilities": prediction.probabilities,
+                  "out_of_distribution": prediction.out_of_distribution, "warning": prediction.warning,
+                  "model": model or names[0], "weights_version": chosen.version,
+                  "heatmap": {"target": explanation.target, "method": explanation.method, "layer": explanation.layer}}
+        return answer, explanation.overlay
 
-    with gr.Tab("Whole scan"):
-        with gr.Row():
-            with gr.Column(scale=1):
-                files = gr.File(label=SCAN_FILES_LABEL, file_count="multiple", type="filepath", elem_id="scan-files", height=140)
-                plane = gr.Radio(list(PLANES)[::-1], value="axial", label="Plane (NIfTI volumes)", elem_id="scan-plane")
-                run = gr.Button("Analyse scan", variant="primary", elem_id="scan-run")
-                series = gr.Dropdown([], label="Series", visible=False, elem_id="scan-series")
-                heading = gr.Markdown(elem_id="scan-summary")
-            with gr.Column(scale=2):
-                plot = gr.Plot(label="Probability of each class along the slices", elem_id="scan-plot")
-                slider = gr.Slider(0, 1, value=0, step=1, label="Slice (starts at the key slice: the most tumour-like in-distribution slice)",
-                                   visible=False, elem_id="scan-slider")
-                picture = gr.Image(label="Slice with its heatmap", type="pil", format="jpeg", interactive=False, height=380, elem_id="scan-slice")
-                gr.HTML(LEGEND)
-                text = gr.Markdown(elem_id="scan-caption")
-        results = gr.State()
-    run.click(on_scan, [files, plane, model_choice], [heading, plot, slider, picture, text, results, series],
-              api_visibility="private", preprocess=False, concurrency_limit=1)
-    series.input(on_series, [results, series, model_choice], [heading, plot, slider, picture, text], api_visibility="private")
-    slider.release(on_slide, [results, series, slider, model_choice], [picture, text], api_visibility="private", concurrency_limit=1)
+    def classify_batch(files: list[str], model: str = names[0]):
+        """Classify many slices (images, DICOM files or .zip archives of them): one row per file, and the same rows as CSV.
 
-
-def scan_api(models: dict[str, Classifier], button, files, model, answer, overlay) -> None:
-    """The classify_scan endpoint and MCP tool."""
-    names = list(models)
+        Research use only; not a medical device. A file that cannot be read gets a row with its error.
+        """
+        rows, _ = classify_many(files or [], offer.pick(model), None)
+        return [nested_row(r) for r in rows], csv_file(rows)
 
     def classify_scan(files: list[str], model: str = names[0], plane: str = "axial"):
         """Score a whole brain MRI scan slice by slice: a NIfTI volume (.nii or .nii.gz), or a DICOM series (its files, or a .zip of them).
@@ -544,15 +546,87 @@ def scan_api(models: dict[str, Classifier], button, files, model, answer, overla
             plane: for NIfTI volumes, the plane to cut along: axial, coronal or sagittal.
 
         Returns:
-            a JSON object {"scans": [...]}, one answer per scan: per-slice rows (probabilities, tumour probability, out-of-distribution flag), the ranking of slices by tumour probability, the key slice with its heatmap settings, the summary with the rule that made it, notes and the warning; and the key slice's heatmap overlay of the first scan.
+            a JSON object {"scans": [...], "unread": [...]}: one answer per scan, and the sentence for each scan that could not be read. Each answer has per-slice rows (probabilities, tumour probability, out-of-distribution flag), the ranking of slices by tumour probability, the key slice with its heatmap settings, the summary with the rule that made it, notes and the warning; and the key slice's heatmap overlay of the first scan.
         """
         if plane not in PLANES:
             raise gr.Error(f"{plane!r} is not a plane; choose axial, coronal or sagittal.", print_exception=False)
-        results = read_scans(files, models.get(model or names[0]) or models[names[0]], plane)
-        return {"scans": [r.to_json() for r in results]}, results[0].key_explanation.overlay
+        try:
+            results, failed = read_scans(files, offer.pick(model), plane)
+        except UserError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        answer = {"scans": [r.to_json() for r in results], "unread": [{"scan": name, "error": sentence} for name, sentence in failed]}
+        return answer, results[0].key_explanation.overlay
 
-    api_plane = gr.Textbox(value="axial", visible=False)
-    button.click(classify_scan, [files, model, api_plane], [answer, overlay], api_name="classify_scan", preprocess=False, concurrency_limit=1)
+    def predict(image: str, target_name: str = PREDICTED, opacity: float = 0.5, model_name: str = names[0]):
+        """The older endpoint, kept for programs written against it; prefer classify_brain_mri. Research use only; not a medical device.
+
+        Args:
+            image: one 2D brain MRI slice (an image or a DICOM file).
+            target_name: the class whose heatmap to draw (default: the predicted class).
+            opacity: the heatmap's opacity over the slice, 0 to 1.
+            model_name: which model to use.
+
+        Returns:
+            the confidence per class, the heatmap overlay, and the out-of-distribution warning (or an empty string).
+        """
+        explanation = offer.explain(read_upload_or_error(image), model_name, target_name)
+        return confidences(explanation.prediction), explanation.overlay_with(opacity), explanation.prediction.warning or ""
+
+    with gr.Row(visible=False):
+        image, files = gr.File(type="filepath"), gr.File(file_count="multiple", type="filepath")
+        model, target = gr.Dropdown(names, value=names[0]), gr.Dropdown([PREDICTED] + list(offer.by_display), value=PREDICTED)
+        opacity, plane = gr.Slider(0.0, 1.0, value=0.5), gr.Dropdown(list(PLANES), value="axial")
+        answer, rows, scans = gr.JSON(), gr.JSON(), gr.JSON()
+        overlay = gr.Image(type="pil", format="jpeg")
+        csv_out, label, warning = gr.File(), gr.Label(), gr.Textbox()
+        button = gr.Button()
+    button.click(classify_brain_mri, [image, model], [answer, overlay], api_name="classify", preprocess=False, concurrency_limit=1)
+    button.click(classify_batch, [files, model], [rows, csv_out], api_name="classify_batch", preprocess=False, concurrency_limit=1)
+    button.click(classify_scan, [files, model, plane], [scans, overlay], api_name="classify_scan", preprocess=False, concurrency_limit=1)
+    # Public, so clients know its defaults and the old one-argument call still answers.
+    button.click(predict, [image, target, opacity, model], [label, overlay, warning], api_name="predict", preprocess=False,
+                 concurrency_limit=1)
+
+
+def read_upload_or_error(payload):
+    """The picture in an API call's upload; its one sentence as the call's error when there is none."""
+    try:
+        picture = read_upload(payload)
+    except UserError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    if picture is None:
+        raise gr.Error("No image was given; pass a JPEG, PNG or DICOM file.", print_exception=False)
+    return picture
+
+
+def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], dict]:
+    """Rows for many uploads (archives expanded; brain_tumor.uploads), each upload deleted once read; and the pictures read."""
+    items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
+    rows, pictures = [], {}
+    for item in (progress.tqdm(items, desc="classifying") if progress else items):
+        try:
+            if item.error:
+                raise UserError(item.error)
+            picture = load_image(item.source)
+            rows.append(result_row(item.name, model.predict(picture)))
+            pictures[item.name] = picture
+        except UserError as error:
+            rows.append(result_row(item.name, error=str(error)))
+    return rows, pictures
+
+
+def read_payloads(payloads) -> list[tuple[str, bytes]]:
+    """(the user's file name, its bytes) per upload; each upload is deleted once read."""
+    files = []
+    for payload in payloads or []:
+        path = _upload_path(payload)
+        if path is None:
+            continue
+        try:
+            files.append((upload_name(payload), path.read_bytes()))
+        finally:
+            _forget(path)
+    return files
 
 
 def thumbnail(picture) -> str:

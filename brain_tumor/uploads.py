@@ -131,7 +131,7 @@ def scans_of(parts: list[Item | Scan], upload: str) -> list[Scan]:
         raise UserError(f"{upload} holds no files to read.")
     if len(errors) == len(parts) == 1:
         raise UserError(errors[0])
-    raise UserError(f"{upload} holds no whole scan (a NIfTI volume, or a DICOM series of two or more slices): "
+    raise UserError(f"No whole scan (a NIfTI volume, or a DICOM series of two or more slices) in {upload}, only "
                     f"{_count(len(parts), 'file')} of other kinds; the One slice and Many slices tabs read single images.")
 
 

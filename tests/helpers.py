@@ -230,7 +230,7 @@ def bad_scans() -> list[tuple[str, list[tuple[str, bytes]], str]]:
         ("2D NIfTI", [("flat.nii.gz", nifti_bytes(flat[:, :, None]))], "2D NIfTI image"),
         ("empty volume", [("black.nii.gz", nifti_bytes(np.zeros((32, 32, 32), dtype=np.uint8)))], "none of its 32 slices shows a head"),
         ("structured report", [("report.dcm", non_image_dicom())], "is a structured report, not an image"),
-        ("no DICOM in the archive", [("letters.zip", archive.getvalue())], "holds no whole scan"),
+        ("no DICOM in the archive", [("letters.zip", archive.getvalue())], "No whole scan"),
     ]
 
 

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from brain_tumor import CLASSES
-from tests.helpers import EXAMPLES, ROOT, png_header_only, run_module, save_tiny_model, user_inputs
+from tests.helpers import (EXAMPLES, ROOT, SERIES_SLICES, bad_scans, make_series, mni_template, png_header_only, run_module,
+                           save_tiny_model, user_inputs)
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -73,6 +74,39 @@ def test_the_older_predict_endpoint_still_works_and_carries_the_warning(client, 
     blank = tmp_path / "black.png"
     Image.new("RGB", (200, 200), (128, 128, 128)).save(blank)
     assert client.predict(handle_file(str(blank)), "Glioma", 0.3, "resnet50", api_name="/predict")[2].startswith("This does not look")
+
+
+def test_the_older_predict_endpoint_answers_the_old_one_argument_call(client):
+    confidences, overlay, warning = client.predict(handle_file(str(EXAMPLES[0])), api_name="/predict")
+    assert confidences["label"] == "Glioma" and warning == "" and Image.open(overlay).size == Image.open(EXAMPLES[0]).size
+
+
+def test_classify_scan_answers_a_volume_and_a_zipped_series(client, tmp_path):
+    answer, overlay = client.predict([handle_file(str(mni_template()))], api_name="/classify_scan")
+    (scan,) = answer["scans"]
+    assert scan["kind"] == "NIfTI volume" and scan["slices"] == 189 and len(scan["per_slice"]) == 189 and answer["unread"] == []
+    assert scan["key_slice"]["slice"] == scan["ranking"][0] or scan["per_slice"][scan["ranking"][0]]["out_of_distribution"]
+    assert "not validated" in scan["warning"].lower() and scan["summary"]["rule"].startswith("A tumour class is named")
+    assert Image.open(overlay).size == (197, 233)
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for name, data in make_series(SERIES_SLICES):
+            handle.writestr(f"patient/{name}", data)
+    answer, _ = client.predict([handle_file(str(archive))], api_name="/classify_scan")
+    (scan,) = answer["scans"]
+    assert scan["kind"] == "DICOM series" and scan["slices"] == 6 and scan["scan"].startswith("series.zip/patient: series 3")
+
+
+def test_every_bad_scan_gets_its_sentence_through_the_api(client, tmp_path):
+    for case, files, fragment in bad_scans():
+        paths = []
+        for name, data in files:
+            (tmp_path / name).write_bytes(data)
+            paths.append(handle_file(str(tmp_path / name)))
+        with pytest.raises(Exception) as caught:
+            client.predict(paths, api_name="/classify_scan")
+        assert fragment in str(caught.value), (case, str(caught.value))
+    assert client.predict([handle_file(str(mni_template()))], api_name="/classify_scan")[0]["scans"]  # still serving
 
 
 def test_bad_inputs_get_one_sentence_and_the_server_keeps_serving(client, tmp_path):
@@ -134,8 +168,9 @@ def test_page_names_the_model_and_says_it_is_not_a_medical_device(app_server):
     assert "ResNet-50" in text and "no training twin" in text
 
 
-def test_the_api_lists_classify_and_classify_batch_only(client):
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/classify", "/classify_batch"}
+def test_the_api_lists_its_four_endpoints_only(client):
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert endpoints == {"/classify", "/classify_batch", "/classify_scan", "/predict"}  # the page's own events are not listed
 
 
 def test_the_mcp_tool_is_listed_and_answers(app_server):
@@ -151,7 +186,8 @@ def test_the_mcp_tool_is_listed_and_answers(app_server):
                 return tools, await session.call_tool("classify_brain_mri", {"image": image})
 
     tools, result = asyncio.run(talk())
-    assert set(tools) == {"classify_brain_mri", "classify_batch"}  # the page's own events are not tools
+    assert set(tools) == {"classify_brain_mri", "classify_batch", "classify_scan", "predict"}  # the page's own events are not tools
+    assert "not validated on real volumes" in tools["classify_scan"].description and "prefer classify_brain_mri" in tools["predict"].description
     description = tools["classify_brain_mri"].description
     assert "not a medical device" in description and "probabilities" in description and "warning" in description
     text = " ".join(getattr(c, "text", "") for c in result.content)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import EXAMPLES, ROOT, colour_photo, make_dicom
+from tests.helpers import EXAMPLES, ROOT, SERIES_SLICES, colour_photo, make_dicom, make_series, mni_template
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -61,8 +61,11 @@ def test_an_upload_shows_answer_heatmap_caption_and_legend(page):
     assert "Glioma" in page.locator("#headline").inner_text() and "confidence" in page.locator("#headline").inner_text()
     page.wait_for_function("document.querySelector('#overlay img')?.complete && document.querySelector('#overlay img').naturalWidth > 0")
     assert page.evaluate("document.querySelector('#overlay img').naturalWidth") == Image.open(EXAMPLES[0]).width
-    caption = page.locator("#caption").inner_text()
-    assert "Heatmap for: Glioma" in caption and "this map's peak fell inside the tumour box on" in caption  # its measured trust, beside it
+    assert "Heatmap for: Glioma" in page.locator("#caption").inner_text()
+    trust = page.locator("#trust")  # the measured trust figure, right under the map it qualifies
+    assert "this map's peak fell inside the tumour box on" in trust.inner_text()
+    heatmap_bottom = page.evaluate("document.querySelector('#overlay').getBoundingClientRect().bottom")
+    assert 0 <= trust.bounding_box()["y"] - heatmap_bottom < 40
     assert page.locator(".legend").is_visible() and "raised the score most" in page.locator(".legend").inner_text()
     assert "not a medical device" in page.locator("#notice").inner_text()
     assert "inside the tumour box" in page.locator("#model-line").inner_text()
@@ -75,21 +78,35 @@ def test_the_gated_model_explains_its_map_and_says_how_often_it_finds_the_tumour
     page.locator("#model input").click()
     page.get_by_role("option", name="resnet50_gated").click()
     page.wait_for_function("document.querySelector('#caption')?.innerText.includes('attention pool')")
-    caption = page.locator("#caption").inner_text()
-    assert "trained on tumour boxes" in caption and "this map's peak fell inside the tumour box on" in caption
+    assert "trained on tumour boxes" in page.locator("#caption").inner_text()
+    assert "this map's peak fell inside the tumour box on" in page.locator("#trust").inner_text()
     page.wait_for_function("document.querySelector('#model-line')?.innerText.includes('attention pool')")
     page.wait_for_function("!document.body.innerText.includes('processing |')")  # the new overlay is in
     page.screenshot(path=str(ARTIFACTS / "app-gated.png"), full_page=True)
 
 
-def test_a_text_file_named_jpg_gives_one_toast_with_the_reason(page, tmp_path):
+def error_badges(page) -> int:
+    return page.locator(".error, [data-testid=error]").count()
+
+
+def test_a_file_the_tab_cannot_read_gives_one_sentence_and_the_page_stays_usable(page, tmp_path):
+    upload(page, EXAMPLES[0])
+    wait_for_label(page, "Glioma")
     bad = tmp_path / "scan.jpg"
     bad.write_text("this is a text file")
     upload(page, bad)
-    page.locator("[data-testid=toast-body]").first.wait_for()
-    page.wait_for_timeout(1500)  # a second toast, if any, would have arrived by now
-    messages = toasts(page)
-    assert len(messages) == 1 and "not an image in a supported format" in messages[0], messages
+    page.wait_for_function("document.querySelector('#headline')?.innerText.includes('not an image in a supported format')")
+    page.wait_for_timeout(1000)  # a toast or an error badge, if any, would have arrived by now
+    assert toasts(page) == [] and error_badges(page) == 0
+    assert page.locator(LABEL).count() == 0 and page.locator("#overlay img").count() == 0  # the old answer is gone
+    volume = tmp_path / "brain.nii.gz"
+    volume.write_bytes(mni_template().read_bytes())
+    upload(page, volume)  # one action: the box took the new file
+    page.wait_for_function("document.querySelector('#headline')?.innerText.includes('is a NIfTI volume, not one slice; the Whole scan tab reads it.')")
+    page.screenshot(path=str(ARTIFACTS / "app-bad-file.png"), full_page=True)
+    upload(page, EXAMPLES[2])
+    wait_for_label(page, "Meningioma")
+    assert toasts(page) == [] and error_badges(page) == 0
 
 
 @pytest.mark.parametrize("name", ["IM0001", "slice.dcm"])
@@ -182,3 +199,80 @@ def test_a_batch_fills_a_table_and_a_row_shows_its_heatmap(page, tmp_path):
     assert "Heatmap for: Glioma" in page.locator("#batch-caption").inner_text()
     assert page.locator("#batch-csv a").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "app-batch.png"), full_page=True)
+
+
+def test_a_batch_row_shows_its_heatmap_in_view_and_the_table_fits(page, tmp_path):
+    page.get_by_role("tab", name="Many slices").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in EXAMPLES[:3]])
+    page.wait_for_function("document.querySelectorAll('#batch-files .file-preview tr, #batch-files tbody tr').length >= 3")
+    page.locator("#batch-run").click()
+    page.wait_for_function(f"document.querySelector('#batch-table')?.innerText.includes('{EXAMPLES[2].name}')")
+    table = page.locator("#batch-table").bounding_box()
+    header = page.locator("#batch-table th").last.bounding_box()
+    assert header["x"] + header["width"] <= table["x"] + table["width"] + 2  # the last column is not cut off
+    page.locator("#batch-table").get_by_text(EXAMPLES[2].name).last.click()
+    page.wait_for_function("document.querySelector('#batch-heatmap img') !== null")
+    box = page.locator("#batch-heatmap img").bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] / 2 <= page.viewport_size["height"]  # in view, not below the fold
+
+
+def test_on_a_phone_the_gallery_captions_are_whole_and_clear_of_the_label(browser, app_server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server[0], wait_until="load")
+    gallery = page.locator("#examples")
+    gallery.scroll_into_view_if_needed()
+    heading = page.locator("#examples-heading").bounding_box()
+    first = page.locator("#examples .thumbnail-item").first.bounding_box()
+    assert heading["y"] + heading["height"] <= first["y"] + 1  # nothing covers the thumbnails
+    assert page.locator("#examples [data-testid=block-label]").count() == 0
+    overflowing = page.evaluate("""[...document.querySelectorAll('#examples .caption-label')]
+                                   .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
+    assert overflowing == []
+    page.screenshot(path=str(ARTIFACTS / "app-phone-gallery.png"), full_page=True)
+    context.close()
+
+
+def open_scan_tab(page):
+    page.get_by_role("tab", name="Whole scan").click()
+    page.locator("#scan-files input[type=file]").wait_for(state="attached")
+
+
+def wait_for_scan(page, text: str) -> None:
+    page.wait_for_function(f"document.querySelector('#scan-summary')?.innerText.includes('{text}')")
+    page.wait_for_function("document.querySelector('#scan-slice img')?.complete && document.querySelector('#scan-slice img').naturalWidth > 0")
+    page.wait_for_function("document.querySelector('#scan-plot img, #scan-plot svg, #scan-plot canvas') !== null")
+
+
+def test_a_nifti_volume_shows_its_plot_slider_and_key_slice(page, tmp_path):
+    open_scan_tab(page)
+    volume = tmp_path / "mni152.nii.gz"
+    volume.write_bytes(mni_template().read_bytes())
+    page.locator("#scan-files input[type=file]").set_input_files(str(volume))
+    page.locator("#scan-run").click()
+    wait_for_scan(page, "a NIfTI volume of 189 axial slices")
+    summary = page.locator("#scan-summary").inner_text()
+    assert "Not validated on whole scans" in summary and "Rule:" in summary
+    caption = page.locator("#scan-caption").inner_text()
+    assert "(key slice)" in caption and "Heatmap for:" in caption
+    assert page.locator("#scan-slider").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "app-scan-nifti.png"), full_page=True)
+    slider = page.locator("#scan-slider input[type=number]")
+    slider.fill("95")
+    slider.press("Enter")
+    page.locator("#scan-slider input[type=range]").dispatch_event("pointerup")
+    page.wait_for_function("document.querySelector('#scan-caption')?.innerText.startsWith('Slice 95')")
+
+
+def test_a_zipped_dicom_series_is_answered(page, tmp_path):
+    open_scan_tab(page)
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for name, data in make_series(SERIES_SLICES):
+            handle.writestr(f"patient/{name}", data)
+    page.locator("#scan-files input[type=file]").set_input_files(str(archive))
+    page.locator("#scan-run").click()
+    wait_for_scan(page, "a DICOM series of 6 acquired slices")
+    assert "Glioma" in page.locator("#scan-summary").inner_text() or "No tumour" in page.locator("#scan-summary").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "app-scan-dicom.png"), full_page=True)
