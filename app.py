@@ -25,7 +25,7 @@ import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder, is_in_or_equal  # noqa: E402
 
 from brain_tumor import DISPLAY_NAMES, Classifier, UserError, load_image  # noqa: E402
-from brain_tumor.batch import csv_text, nested_row, result_row  # noqa: E402
+from brain_tumor.batch import classify_items, csv_text, nested_row  # noqa: E402
 from brain_tumor.card import NOTICE, summary_line, trust_sentence  # noqa: E402
 from brain_tumor.explain import OFFERED  # noqa: E402
 from brain_tumor.models import get_architecture  # noqa: E402
@@ -600,19 +600,9 @@ def read_upload_or_error(payload):
 
 
 def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], dict]:
-    """Rows for many uploads (archives expanded; brain_tumor.uploads), each upload deleted once read; and the pictures read."""
+    """Rows for many uploads (archives expanded by brain_tumor.uploads), each upload deleted once read; and the pictures read."""
     items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
-    rows, pictures = [], {}
-    for item in (progress.tqdm(items, desc="classifying") if progress else items):
-        try:
-            if item.error:
-                raise UserError(item.error)
-            picture = load_image(item.source)
-            rows.append(result_row(item.name, model.predict(picture)))
-            pictures[item.name] = picture
-        except UserError as error:
-            rows.append(result_row(item.name, error=str(error)))
-    return rows, pictures
+    return classify_items(model, items, (lambda listed: progress.tqdm(listed, desc="classifying")) if progress else None)
 
 
 def read_payloads(payloads) -> list[tuple[str, bytes]]:

@@ -1,24 +1,24 @@
-"""Many files at once: expanding .zip archives, and one row per file for tables, CSV and JSON.
+"""Many slices at once: classified in batches, one row per file for tables, CSV and JSON.
 
 Every file gets a row: a result, or the one-sentence reason it could not be read. The same row
-shape serves the CLI (--csv, --json), the page's batch table and the classify_batch API.
+shape serves the CLI (--csv, --json), the page's batch table and the classify_batch API; the files
+come from brain_tumor.uploads, which opens folders and archives.
 """
 from __future__ import annotations
 
 import csv
 import io
-import zipfile
-from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable
+
+from PIL import Image
 
 from brain_tumor.classes import CLASSES
-from brain_tumor.classifier import Prediction
+from brain_tumor.classifier import Classifier, Prediction
 from brain_tumor.errors import UserError
-from brain_tumor.images import IMAGE_SUFFIXES
+from brain_tumor.images import load_image
 
 CSV_FIELDS = ["file", "label", *CLASSES, "out_of_distribution", "warning", "error"]
-MAX_ARCHIVE_MEMBERS = 1000
-MAX_ARCHIVE_BYTES = 1 << 30  # uncompressed; a zip bomb is refused from its directory, before inflating
+BATCH = 16
 
 
 def result_row(name: str, prediction: Prediction | None = None, error: str | None = None) -> dict:
@@ -45,28 +45,29 @@ def csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _wanted(name: str) -> bool:
-    parts = Path(name).parts
-    return not name.endswith("/") and not any(p.startswith((".", "__MACOSX")) for p in parts) and (
-        Path(name).suffix.lower() in IMAGE_SUFFIXES or not Path(name).suffix)
+def classify_items(classifier: Classifier, items: Iterable, progress: Callable[[list], Iterable] | None = None
+                   ) -> tuple[list[dict], dict[str, Image.Image]]:
+    """One row per item (brain_tumor.uploads.Item: a name with a source or an error), in order, the readable ones
+    predicted in batches; and the pictures read, by name. `progress` wraps the list of items (a tqdm, say)."""
+    items = list(items)
+    rows: list[dict | None] = [None] * len(items)
+    pictures: dict[str, Image.Image] = {}
+    waiting: list[int] = []
 
+    def flush():
+        for index, prediction in zip(waiting, classifier.predict_batch([pictures[items[i].name] for i in waiting])):
+            rows[index] = result_row(items[index].name, prediction)
+        waiting.clear()
 
-def archive_members(data: bytes, name: str) -> Iterator[tuple[str, io.BytesIO]]:
-    """(archive/member, file object) for each image or extension-less (DICOM) file in a zip archive."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise UserError(f"{name} is not a readable .zip archive.") from None
-    members = [m for m in archive.infolist() if _wanted(m.filename)]
-    if len(members) > MAX_ARCHIVE_MEMBERS:
-        raise UserError(f"{name} holds {len(members)} images, over the limit of {MAX_ARCHIVE_MEMBERS}; split it into smaller archives.")
-    if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES:
-        raise UserError(f"{name} would unpack to more than {MAX_ARCHIVE_BYTES >> 30} GB; split it into smaller archives.")
-    for member in members:
-        content = io.BytesIO(archive.read(member))
-        content.name = Path(member.filename).name  # errors then name the member, not "the uploaded data"
-        yield f"{name}/{member.filename}", content
-
-
-def is_archive(path: Path) -> bool:
-    return path.suffix.lower() == ".zip"
+    for index, item in enumerate(progress(items) if progress else items):
+        try:
+            if item.error:
+                raise UserError(item.error)
+            pictures[item.name] = load_image(item.source)
+            waiting.append(index)
+        except UserError as error:
+            rows[index] = result_row(item.name, error=str(error))
+        if len(waiting) == BATCH:
+            flush()
+    flush()
+    return rows, pictures

@@ -11,11 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Iterator
 
 from tqdm import tqdm
 
-from brain_tumor.batch import csv_text, nested_row, result_row
+from brain_tumor.batch import classify_items, csv_text, nested_row, result_row
 from brain_tumor.card import SHORT_NOTICE, summary_line
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier
@@ -77,41 +76,46 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         if not isinstance(part, Item):
             failures += not scan(part, classifier, args, outputs, rows)
-    for item in tqdm(items, desc="classify", unit="file", disable=len(items) < 5 or None, file=sys.stderr):
-        extra = ""
-        try:
-            if item.error:
-                raise UserError(item.error)
-            if outputs:
-                explanation = classifier.explain(item.source, method=args.method, layer=args.layer)
-                prediction = explanation.prediction
-                stem = Path(item.name).stem
-                if "cam" in outputs:
-                    cam_path = outputs["cam"] / f"{stem}_heatmap.png"
-                    explanation.overlay.save(cam_path)
-                    extra += f"  heatmap: {cam_path}"
-                if "report" in outputs:
-                    from brain_tumor.report import report_pdf
-
-                    report_path = outputs["report"] / f"{stem}_report.pdf"
-                    report_path.write_bytes(report_pdf(explanation, summary_line(classifier.config), classifier.version))
-                    extra += f"  report: {report_path}"
-            else:
-                prediction = classifier.predict(item.source)
-            row = result_row(item.name, prediction)
-        except UserError as error:
-            failures += 1
-            row = result_row(item.name, error=str(error))
+    bar = lambda listed: tqdm(listed, desc="classify", unit="file", disable=len(listed) < 5 or None, file=sys.stderr)  # noqa: E731
+    if outputs:  # a heatmap (and a report) per slice: explained one by one
+        found = [explained_row(item, classifier, args, outputs) for item in bar(items)]
+    else:  # predicted in batches
+        found = [(row, "") for row in classify_items(classifier, items, bar)[0]]
+    for row, extra in found:
+        failures += row["error"] is not None
         rows.append(row)
         if args.json:
-            tqdm.write(json.dumps(nested_row(row)), file=sys.stdout)
+            print(json.dumps(nested_row(row)))
         elif row["error"]:
-            tqdm.write(text_line(row), file=sys.stderr)
+            print(text_line(row), file=sys.stderr)
         else:
-            tqdm.write(text_line(row, extra), file=sys.stdout)
+            print(text_line(row, extra))
     if args.csv:
         Path(args.csv).write_text(csv_text(rows))
     return 1 if failures else 0
+
+
+def explained_row(item, classifier: Classifier, args, outputs: dict[str, Path]) -> tuple[dict, str]:
+    """One slice's row with its heatmap and report written; and the text naming what was written."""
+    extra = ""
+    try:
+        if item.error:
+            raise UserError(item.error)
+        explanation = classifier.explain(item.source, method=args.method, layer=args.layer)
+        stem = Path(item.name).stem
+        if "cam" in outputs:
+            cam_path = outputs["cam"] / f"{stem}_heatmap.png"
+            explanation.overlay.save(cam_path)
+            extra += f"  heatmap: {cam_path}"
+        if "report" in outputs:
+            from brain_tumor.report import report_pdf
+
+            report_path = outputs["report"] / f"{stem}_report.pdf"
+            report_path.write_bytes(report_pdf(explanation, summary_line(classifier.config), classifier.version))
+            extra += f"  report: {report_path}"
+        return result_row(item.name, explanation.prediction), extra
+    except UserError as error:
+        return result_row(item.name, error=str(error)), ""
 
 
 def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: list[dict]) -> bool:

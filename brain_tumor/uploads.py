@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import zipfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
-from brain_tumor.batch import archive_members, is_archive
 from brain_tumor.errors import UserError
 from brain_tumor.images import IMAGE_SUFFIXES
 from brain_tumor.volumes import Volume, is_nifti_name, read_dicom_series, read_nifti
 
 MAX_FILES = 1000
+MAX_ARCHIVE_MEMBERS = 1000
+MAX_ARCHIVE_BYTES = 1 << 30  # uncompressed; a zip bomb is refused from its directory, before inflating
 
 
 @dataclasses.dataclass
@@ -32,6 +34,33 @@ class Scan:
     name: str
     volume: Volume | None = None
     error: str | None = None
+
+
+def _wanted(name: str) -> bool:
+    parts = Path(name).parts
+    return not name.endswith("/") and not any(p.startswith((".", "__MACOSX")) for p in parts) and (
+        Path(name).suffix.lower() in IMAGE_SUFFIXES or not Path(name).suffix or is_nifti_name(name))
+
+
+def archive_members(data: bytes, name: str) -> Iterator[tuple[str, io.BytesIO]]:
+    """(archive/member, file object) for each image, volume or extension-less (DICOM) file in a zip archive."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise UserError(f"{name} is not a readable .zip archive.") from None
+    members = [m for m in archive.infolist() if _wanted(m.filename)]
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise UserError(f"{name} holds {len(members)} images, over the limit of {MAX_ARCHIVE_MEMBERS}; split it into smaller archives.")
+    if sum(m.file_size for m in members) > MAX_ARCHIVE_BYTES:
+        raise UserError(f"{name} would unpack to more than {MAX_ARCHIVE_BYTES >> 30} GB; split it into smaller archives.")
+    for member in members:
+        content = io.BytesIO(archive.read(member))
+        content.name = Path(member.filename).name  # errors then name the member, not "the uploaded data"
+        yield f"{name}/{member.filename}", content
+
+
+def is_archive(path: Path) -> bool:
+    return path.suffix.lower() == ".zip"
 
 
 def find_files(paths: Iterable[str | Path]) -> list[Path]:
