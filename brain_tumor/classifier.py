@@ -150,7 +150,11 @@ class Classifier:
     def predict_batch(self, images: Sequence[ImageSource]) -> list[Prediction]:
         if not len(images):
             return []
-        batch = self._batch(images)
+        return self.predict_preprocessed(self._batch(images))
+
+    def predict_preprocessed(self, batch: torch.Tensor) -> list[Prediction]:
+        """Predictions for N×3×S×S inputs already made by brain_tumor.preprocess (decoded elsewhere, e.g. by Ray tasks)."""
+        batch = batch.to(self.device)
         return self._to_predictions(batch, self.logits(batch))
 
     def predict(self, image: ImageSource) -> Prediction:

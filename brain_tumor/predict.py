@@ -18,7 +18,7 @@ from brain_tumor.batch import classify_items, csv_text, nested_row, result_row
 from brain_tumor.card import SHORT_NOTICE, summary_line
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import UserError
+from brain_tumor.errors import UsageError, UserError, exit_status
 from brain_tumor.explain import OFFERED
 from brain_tumor.uploads import Item, find_files, gather
 from brain_tumor.volumes import PLANES
@@ -39,6 +39,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="layer(s) to explain, e.g. layer4 or layer3+layer4 (default: the weights' own)")
     p.add_argument("--plane", choices=list(PLANES), default="axial", help="the plane a NIfTI volume is cut along")
     p.add_argument("--device", default="cpu")
+    ray = p.add_argument_group("Ray Data (an archive too large for one machine; pip install \"brain-tumor-mri[ray]\")")
+    ray.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: this process; ray: Ray Data tasks decode, a pool of Classifier actors scores, Parquet under --out")
+    ray.add_argument("--out", default=None, metavar="DIR", help="with --engine ray: the folder of Parquet files (a rerun skips what is done)")
+    ray.add_argument("--address", default=None, help="with --engine ray: a running cluster ('auto', or host:port); default: a local Ray for the run")
+    ray.add_argument("--cpus", type=int, default=None, help="with --engine ray and a local Ray: the CPUs it may use (default: all)")
+    ray.add_argument("--actors", type=int, default=None, help="with --engine ray: Classifier actors (default: one per CPU, less one)")
+    ray.add_argument("--batch-size", type=int, default=32, help="with --engine ray: slices per scoring batch")
+    ray.add_argument("--heatmaps", action="store_true", help="with --engine ray: a heatmap PNG per slice under DIR/heatmaps")
     return p
 
 
@@ -52,6 +61,8 @@ def text_line(row: dict, extra: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.engine == "ray":
+        return exit_status(lambda: on_ray(args))
     try:
         classifier = Classifier.from_pretrained(args.weights, revision=args.revision, device=args.device)
         if args.method or args.layer:
@@ -93,6 +104,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         Path(args.csv).write_text(csv_text(rows))
     return 1 if failures else 0
+
+
+def on_ray(args) -> None:
+    """--engine ray: the sources scored on Ray Data into Parquet under --out (brain_tumor.ray_engine)."""
+    from brain_tumor import ray_engine
+    from brain_tumor.weights import resolve_weights
+
+    if not args.out:
+        raise UsageError("--engine ray writes Parquet files; name their folder with --out DIR.")
+    if args.cam_out or args.report or args.json:
+        raise UsageError("--engine ray writes a table (and --heatmaps); --cam-out, --report and --json belong to the local engine.")
+    ray_engine.import_ray()  # not installed: one sentence, before anything else
+    settings = ray_engine.RaySettings(Path(args.out), resolve_weights(args.weights, revision=args.revision), args.address,
+                                      args.actors, args.batch_size, args.heatmaps, args.plane, args.cpus)
+    files = find_files(args.paths)
+    if not files:
+        raise UsageError("no image files or scans found in the given folders.")
+    found = ray_engine.run(settings, files)
+    rows = ray_engine.read_rows(settings.out)
+    print(f"{found['sources']} files: {found['skipped']} already scored, {found['new_rows']} rows added; "
+          f"{len(rows)} rows in {settings.out} ({int(rows['error'].notna().sum())} with an error)")
+    if args.csv:
+        rows.drop(columns=["rows_in_source"]).to_csv(args.csv, index=False)
 
 
 def explained_row(item, classifier: Classifier, args, outputs: dict[str, Path]) -> tuple[dict, str]:
