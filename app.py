@@ -601,7 +601,10 @@ def read_upload_or_error(payload):
 
 def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], dict]:
     """Rows for many uploads (archives expanded by brain_tumor.uploads), each upload deleted once read; and the pictures read."""
-    items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
+    try:
+        items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
+    except UserError as error:  # over the file limit
+        raise gr.Error(str(error), print_exception=False) from None
     return classify_items(model, items, (lambda listed: progress.tqdm(listed, desc="classifying")) if progress else None)
 
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         answers.append(classify_scan(classifier, scan.volume))
 
     library()  # warm-up: onnxruntime's first run
-    print(f"{volume.name}: {answers[0].volume.describe()}; model {classifier.config.architecture} ({classifier.backend}); "
+    print(f"{answers[0].volume.describe()}; model {classifier.config.architecture} ({classifier.backend}); "
           f"{os.cpu_count()} CPUs")
     in_library = timed(library, args.rounds)
     scored = answers[-1].to_json()["scored"]

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for folder in outputs.values():
         folder.mkdir(parents=True, exist_ok=True)
     try:
-        parts = gather([(str(f), f) for f in files], scans=True, plane=args.plane)
+        parts = gather([(str(f), f) for f in files], scans=True, plane=args.plane, limit=None)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

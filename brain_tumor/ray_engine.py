@@ -113,7 +113,7 @@ def decode(batch: dict, config: ModelConfig, plane: str) -> dict:
         source = str(source)
         found = []
         try:
-            for part in gather([(source, Path(source))], scans=True, plane=plane):
+            for part in gather([(source, Path(source))], scans=True, plane=plane, limit=None):
                 if isinstance(part, Item):
                     try:
                         if part.error:

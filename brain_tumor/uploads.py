@@ -16,6 +16,7 @@ from brain_tumor.images import IMAGE_SUFFIXES
 from brain_tumor.volumes import Volume, is_nifti_name, read_dicom_series, read_nifti
 
 MAX_FILES = 1000
+PLAIN_IMAGES = IMAGE_SUFFIXES - {".dcm", ".dicom"}  # read as one slice each, never grouped into a series
 MAX_ARCHIVE_MEMBERS = 1000
 MAX_ARCHIVE_BYTES = 1 << 30  # uncompressed; a zip bomb is refused from its directory, before inflating
 
@@ -101,31 +102,36 @@ def _contents(files: Iterable[tuple[str, Path | bytes]]) -> list[tuple[str, byte
     return out
 
 
-def gather(files: Iterable[tuple[str, Path | bytes]], scans: bool = False, plane: str = "axial") -> list[Item | Scan]:
+def gather(files: Iterable[tuple[str, Path | bytes]], scans: bool = False, plane: str = "axial",
+           limit: int | None = MAX_FILES) -> list[Item | Scan]:
     """Items and scans from (name, path or bytes) pairs, in order. With `scans`, NIfTI files become volumes (cut along
     `plane`) and DICOM files that share a series (or hold many frames) one scan per series; without, a NIfTI file is an
-    item with a sentence pointing to the whole-scan readers, and each DICOM file a slice."""
-    contents = _contents(files)
-    if len(contents) > MAX_FILES:
-        raise UserError(f"The upload holds {len(contents)} files, over the limit of {MAX_FILES}; split it into smaller batches.")
+    item with a sentence pointing to the whole-scan readers, and each DICOM file a slice. Image files given as paths
+    are not read here (an archive of a million JPEGs costs a list of paths); `limit` caps the files of an upload."""
     parts: list[Item | Scan] = []
     loose: list[tuple[str, bytes]] = []
-    for name, data in contents:
-        if isinstance(data, UserError):
-            parts.append(Item(name, error=str(data)))
-        elif is_nifti_name(name):
-            if not scans:
-                parts.append(Item(name, error=f"{Path(name).name} is a NIfTI volume, not a slice; the Whole scan tab, the "
-                                             "classify_scan API and brain-tumor-predict read whole scans."))
-                continue
-            try:
-                parts.append(Scan(name, volume=read_nifti(data, Path(name).name, plane)))
-            except UserError as error:
-                parts.append(Scan(name, error=str(error)))
-        elif scans:
-            loose.append((name, data))  # DICOM files are grouped into series below, once all are known
+    count = 0
+    for name, source in files:
+        if isinstance(source, Path) and source.suffix.lower() in PLAIN_IMAGES:
+            contents: list = [(name, source)]
         else:
-            parts.append(Item(name, source=_named(name, data)))
+            contents = _contents([(name, source)])
+        count += len(contents)
+        if limit is not None and count > limit:
+            raise UserError(f"The upload holds more than {limit} files; split it into smaller batches.")
+        for member, data in contents:
+            if isinstance(data, UserError):
+                parts.append(Item(member, error=str(data)))
+            elif isinstance(data, Path):
+                parts.append(Item(member, source=data))
+            elif is_nifti_name(member):
+                parts.append(_volume(member, data, plane) if scans else
+                             Item(member, error=f"{Path(member).name} is a NIfTI volume, not a slice; the Whole scan tab, the "
+                                                "classify_scan API and brain-tumor-predict read whole scans."))
+            elif scans and Path(member).suffix.lower() not in PLAIN_IMAGES:
+                loose.append((member, data))  # DICOM files are grouped into series below, once all are known
+            else:
+                parts.append(Item(member, source=_named(member, data)))
     if loose:
         try:
             volumes, found = read_dicom_series(loose, _common_name(loose))
@@ -140,6 +146,13 @@ def gather(files: Iterable[tuple[str, Path | bytes]], scans: bool = False, plane
             elif name in left:
                 parts.append(Item(name, source=_named(name, data)))
     return parts
+
+
+def _volume(name: str, data: bytes, plane: str) -> Scan:
+    try:
+        return Scan(name, volume=read_nifti(data, Path(name).name, plane))
+    except UserError as error:
+        return Scan(name, error=str(error))
 
 
 def _common_name(files: list[tuple[str, bytes]]) -> str:
