@@ -97,6 +97,7 @@ def test_classify_scan_answers_a_volume_and_a_zipped_series(client, tmp_path):
     assert scan["kind"] == "DICOM series" and scan["slices"] == 6 and scan["scan"].startswith("series.zip/patient: series 3")
 
 
+@pytest.mark.slow  # nine uploads through the queue
 def test_every_bad_scan_gets_its_sentence_through_the_api(client, tmp_path):
     for case, files, fragment in bad_scans():
         paths = []
@@ -210,6 +211,7 @@ def test_safe_launch_defaults(monkeypatch):
     assert demo.analytics_enabled is False and demo.delete_cache == (300, 900)
 
 
+@pytest.mark.slow  # a benchmark run
 def test_latency_benchmark_prints_its_table(tmp_path):
     weights = save_tiny_model(tmp_path / "w", "resnet50", 64)
     result = run_module("benchmarks.latency", "--weights", weights, "--rounds", "3")

@@ -61,6 +61,7 @@ def onnx_files_run_any_batch_size(weights, path, int8: bool):
     np.testing.assert_allclose(session_logits(path, batch), classifier.logits(batch).numpy(), atol=1e-4)
 
 
+@pytest.mark.slow  # an export run at several batch sizes
 def test_an_onnx_file_runs_any_batch_size(tiny_resnet, tmp_path):
     onnx_files_run_any_batch_size(tiny_resnet, tmp_path / "m.onnx", int8=False)
 

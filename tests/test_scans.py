@@ -139,6 +139,7 @@ def test_a_scan_answer_ranks_slices_names_a_key_slice_and_states_its_rule(tiny):
     assert result.key_explanation.heatmap.shape == volume.slices[answer["key_slice"]["slice"]].shape
 
 
+@pytest.mark.slow  # two commands over a volume and a series
 def test_the_command_line_answers_a_volume_and_a_zipped_series(tiny_baseline, tmp_path):
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as handle:
@@ -155,6 +156,7 @@ def test_the_command_line_answers_a_volume_and_a_zipped_series(tiny_baseline, tm
     assert len(answers) == 1 and answers[0]["kind"] == "DICOM series" and len(answers[0]["per_slice"]) == 6
 
 
+@pytest.mark.slow  # a command over nine bad scans
 def test_the_command_line_gives_each_bad_scan_its_sentence(tiny_baseline, tmp_path):
     paths = []
     for case, files, fragment in bad_scans():

@@ -61,6 +61,7 @@ def test_calibrate_ood_without_validation_is_one_sentence(kaggle_dataset, tmp_pa
     assert "held out no validation images" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a run, then its resumption
 def test_resume_continues_the_run(kaggle_dataset, tmp_path):
     out = tmp_path / "run"
     run_module("training.fit", "--model", "baseline", "--data", kaggle_dataset, "--out", out, "--epochs", "1", "--no-test",
