@@ -127,14 +127,10 @@ def headline(prediction) -> str:
 
 
 def caption(explanation, model: Classifier) -> str:
-    """What the heatmap is, and how far to trust it: the measured figure, next to the map it qualifies."""
+    """What the heatmap is: the class it explains, the method, where it reads (brain_tumor.models: cam_reading)."""
     p = explanation.prediction.probabilities[explanation.target]
-    if explanation.layer == "gated":
-        text = (f"Heatmap for: **{DISPLAY_NAMES[explanation.target]}** ({p:.1%}), by {explanation.method} at the attention pool: "
-                "red where this class's score was gathered (the model's gate, trained on tumour boxes, times the class evidence).")
-    else:
-        text = (f"Heatmap for: **{DISPLAY_NAMES[explanation.target]}** ({p:.1%}), by {explanation.method} at "
-                f"{explanation.layer}. Red: the regions that most raised this class's score.")
+    where, red = get_architecture(model.config.architecture).cam_reading(explanation.layer)
+    text = f"Heatmap for: **{DISPLAY_NAMES[explanation.target]}** ({p:.1%}), by {explanation.method} at {where}. Red: {red}."
     if p < IMPROBABLE:
         text += f" This class is improbable for this slice ({p:.1%}), so the map shows where the little evidence for it lies."
     return text
@@ -461,7 +457,7 @@ def read_scans(payloads, model: Classifier, plane: str, progress=None) -> tuple[
         report = None
         if progress:
             report = lambda done, total, name=Path(scan.name).name: progress((done, total), desc=f"scoring {name}", unit="slices")  # noqa: E731
-        results.append(classify_scan(model, scan.volume, report))
+        results.append(classify_scan(model, scan.volume, progress=report))
     return results, [(s.name, s.error) for s in scans if s.error]
 
 

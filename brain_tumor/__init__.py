@@ -9,11 +9,13 @@ from brain_tumor.errors import InvalidImageError, PretrainedWeightsError, UsageE
 from brain_tumor.images import load_image
 from brain_tumor.models import ARCHITECTURES, create_model, model_config
 from brain_tumor.preprocess import preprocess
+from brain_tumor.scan import ScanResult, classify_scan
 from brain_tumor.weights import resolve_weights
 
 __all__ = [
     "ARCHITECTURES", "CLASSES", "DISPLAY_NAMES", "Classifier", "Explanation", "InvalidImageError",
-    "ModelConfig", "Prediction", "PretrainedWeightsError", "UsageError", "UserError", "WeightsError", "create_model",
+    "ModelConfig", "Prediction", "PretrainedWeightsError", "ScanResult", "UsageError", "UserError", "WeightsError", "classify_scan",
+    "create_model",
     "load_image", "model_config", "normalize_class_name", "preprocess", "resolve_weights",
 ]
 __version__ = "0.2.0"

@@ -3,7 +3,7 @@ metadata built by huggingface_hub's card classes; and the one-line description t
 from __future__ import annotations
 
 from brain_tumor.config import ModelConfig
-from brain_tumor.models import ARCHITECTURES
+from brain_tumor.models import ARCHITECTURES, get_architecture
 
 DATASET = "masoudnickparvar/brain-tumor-mri-dataset"
 BOXES_DATASET = "figshare brain tumour dataset (Cheng et al., 2017), slices with tumour boxes"
@@ -80,7 +80,7 @@ def _localisation_text(config: ModelConfig) -> str:
     interval = f" (95% CI {lo:.0%}–{hi:.0%})" if lo is not None else ""
     classes = local.get("per_class", {})
     per_class = (" (" + ", ".join(f"{name} {c['pointing_game']:.0%}" for name, c in classes.items()) + ")") if classes else ""
-    where = "the attention pool" if local["layer"] == "gated" else local["layer"]
+    where = get_architecture(config.architecture).cam_reading(local["layer"])[0]
     return (f"On {local['n']} figshare slices with tumour boxes kept out of all training and selection, the heatmap "
             f"({local['method']} at {where}) has its maximum inside the tumour box on **{local['pointing_game']:.0%}** of "
             f"them{interval}{per_class}, and {local['energy_ratio']:.1f}× the box's share of its energy inside the box. A blind guess (a Gaussian "

@@ -239,6 +239,12 @@ class Architecture:
     gate_input: str | None = None
     # Other architectures whose weights folders initialise this one (all but the parts they lack).
     starts_from: tuple[str, ...] = ()
+    # How people should read a map at one of cam_layers when its stage name says little: {stage: (where, what red
+    # means)}; other stages read as (their name, "the regions that most raised this class's score").
+    cam_readings: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+
+    def cam_reading(self, layer: str) -> tuple[str, str]:
+        return self.cam_readings.get(layer, (layer, "the regions that most raised this class's score"))
 
 
 RESNET_RECIPE = dict(init="imagenet", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=10)
@@ -252,7 +258,9 @@ def _gated_resnet50(scale: int) -> Architecture:
         lambda m: nn.ModuleList([m.attention, m.fc]), IMAGENET_MEAN, IMAGENET_STD,
         display_name=f"ResNet-50 (torchvision) with a box-supervised attention pool (a {side}×{side} gate on layer3 and layer4)",
         recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
-        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",))
+        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",),
+        cam_readings={"gated": ("the attention pool", "where this class's score was gathered (the model's gate, trained on tumour "
+                                                      "boxes, times the class evidence)")})
 
 
 ARCHITECTURES: dict[str, Architecture] = {

@@ -163,7 +163,7 @@ def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: lis
     volume = part.volume
     with tqdm(total=len(volume) - sum(volume.outside_head), desc=f"scan {Path(volume.name).name}", unit="slice", file=sys.stderr,
               leave=False) as bar:
-        result = classify_scan(classifier, volume, lambda done, total: bar.update(done - bar.n))
+        result = classify_scan(classifier, volume, progress=lambda done, total: bar.update(done - bar.n))
     for i, prediction in enumerate(result.predictions):
         rows.append(result_row(f"{volume.name}#{i}", prediction) if prediction else
                     result_row(f"{volume.name}#{i}", error="outside the head; not scored"))

@@ -7,13 +7,15 @@ a guide to the slices, not a diagnosis.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import os
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier, Explanation, Prediction
+from brain_tumor.errors import UsageError, UserError
 from brain_tumor.volumes import Volume
 
 BATCH = 16
@@ -89,6 +91,22 @@ class ScanResult:
         }
 
 
+def read_one_scan(source: str | os.PathLike | Sequence[str | os.PathLike], plane: str = "axial") -> Volume:
+    """The one scan in a file, folder, archive or list of files; a one-sentence UserError when there is none or several."""
+    from brain_tumor.uploads import find_files, gather, scans_of
+
+    paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    name = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files"
+    files = find_files(paths)
+    scans = scans_of(gather([(str(f), f) for f in files], scans=True, plane=plane, limit=None), name)
+    if len(scans) > 1:
+        raise UsageError(f"{name} holds {len(scans)} scans ({'; '.join(s.name for s in scans)}); pass one, or answer each "
+                         "with brain_tumor.uploads.gather.")
+    if scans[0].error:
+        raise UserError(scans[0].error)
+    return scans[0].volume
+
+
 def _longest_run(flags: list[bool]) -> tuple[int, int] | None:
     best, start = None, None
     for i, flag in enumerate(flags + [False]):
@@ -101,8 +119,13 @@ def _longest_run(flags: list[bool]) -> tuple[int, int] | None:
     return best
 
 
-def classify_scan(classifier: Classifier, volume: Volume, progress: Callable[[int, int], None] | None = None) -> ScanResult:
-    """Score every slice of `volume` inside the head (in batches; `progress(done, total)` after each) and summarise."""
+def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Sequence[str | os.PathLike], plane: str = "axial",
+                  progress: Callable[[int, int], None] | None = None) -> ScanResult:
+    """Score every slice of a scan inside the head (in batches; `progress(done, total)` after each) and summarise.
+
+    scan: a Volume, or a NIfTI file, a DICOM series' folder or .zip, or its files (read by brain_tumor.uploads; cut
+    along `plane` when it is a NIfTI volume). A source holding several scans raises a UsageError naming them."""
+    volume = scan if isinstance(scan, Volume) else read_one_scan(scan, plane)
     todo = [i for i, outside in enumerate(volume.outside_head) if not outside]
     predictions: list[Prediction | None] = [None] * len(volume)
     for begin in range(0, len(todo), BATCH):

@@ -125,7 +125,7 @@ def test_every_bad_scan_gets_one_sentence(case, files, fragment):
 def test_a_scan_answer_ranks_slices_names_a_key_slice_and_states_its_rule(tiny):
     volume = read_nifti(mni_template().read_bytes(), "mni.nii.gz")
     seen = []
-    result = classify_scan(tiny, volume, lambda done, total: seen.append((done, total)))
+    result = classify_scan(tiny, volume, progress=lambda done, total: seen.append((done, total)))
     answer = json.loads(json.dumps(result.to_json()))  # plain JSON all through
     scored = [r["slice"] for r in answer["per_slice"] if r["scored"]]
     assert answer["slices"] == 189 and answer["scored"] == len(scored) == 189 - answer["skipped_outside_head"]
@@ -140,6 +140,26 @@ def test_a_scan_answer_ranks_slices_names_a_key_slice_and_states_its_rule(tiny):
 
 
 @pytest.mark.slow  # two commands over a volume and a series
+def test_one_python_call_answers_a_file_a_folder_or_a_list_of_files(tiny, tmp_path):
+    from brain_tumor import ScanResult
+    from brain_tumor import classify_scan as from_the_package
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for name, data in make_series(SERIES_SLICES):
+        (folder / name).write_bytes(data)
+    by_folder = from_the_package(tiny, folder)
+    by_files = from_the_package(tiny, sorted(folder.iterdir()))
+    assert isinstance(by_folder, ScanResult) and len(by_folder.volume) == len(by_files.volume) == 6
+    assert by_folder.to_json()["ranking"] == by_files.to_json()["ranking"]
+    assert len(from_the_package(tiny, mni_template(), plane="sagittal").volume) == 197
+    for name, data in make_series(SERIES_SLICES[:3]):
+        (folder / f"other-{name}").write_bytes(data)  # a second series in the same folder
+    with pytest.raises(UserError) as caught:
+        from_the_package(tiny, folder)
+    assert "holds 2 scans" in str(caught.value) and one_sentence(str(caught.value))
+
+
 def test_the_command_line_answers_a_volume_and_a_zipped_series(tiny_baseline, tmp_path):
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as handle:
@@ -152,6 +172,12 @@ def test_the_command_line_answers_a_volume_and_a_zipped_series(tiny_baseline, tm
     rows = (tmp_path / "rows.csv").read_text().splitlines()
     assert len(rows) == 1 + 189 + 6 and "outside the head; not scored" in (tmp_path / "rows.csv").read_text()
     assert len(list((tmp_path / "reports").glob("*_report.pdf"))) == 2
+    gappy = tmp_path / "gappy"
+    gappy.mkdir()
+    for name, data in make_series(SERIES_SLICES, positions=[0, 5, 10, 25, 30, 35]):
+        (gappy / name).write_bytes(data)
+    noted = run_module("brain_tumor.predict", "--weights", tiny_baseline, gappy).stdout
+    assert "a DICOM series of 6 acquired slices: 6 scored" in noted and "note: About 2 slices are missing" in noted
     answers = [json.loads(line) for line in run_module("brain_tumor.predict", "--weights", tiny_baseline, archive, "--json").stdout.splitlines()]
     assert len(answers) == 1 and answers[0]["kind"] == "DICOM series" and len(answers[0]["per_slice"]) == 6
 
