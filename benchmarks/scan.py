@@ -3,8 +3,10 @@
 The volume (default: the MNI152 T1 template nilearn's wheel ships, 189 axial slices) is answered three ways, each
 timed from the file to the whole answer (every slice inside the head scored, the key slice's heatmap made):
 - the library: brain_tumor.uploads.gather + brain_tumor.scan.classify_scan with the model already loaded;
-- the API: `classify_scan` through a served `python app.py` (upload, queue, answer, download; the Whole scan tab's
-  button runs the same handler, read_scans), beside a page with no model (benchmarks.echo_app) for Gradio's own share;
+- the API: `classify_scan` through a served `python app.py` (upload, queue, answer, download), beside a page with no
+  model (benchmarks.echo_app) for Gradio's own share;
+- the page: the Whole scan tab in Chromium, from the click on "Analyse scan" to the summary and key slice shown
+  (when playwright and chromium are installed);
 - the command line: `brain-tumor-predict FILE`, start-up and model loading included.
 Prints the median and the slowest of --rounds for each, and the slices per second of the library path.
 """
@@ -43,6 +45,38 @@ def line(name: str, times: list[float], extra: str = "") -> str:
     return f"{name:<34} median {statistics.median(times):6.2f} s   slowest {max(times):6.2f} s{extra}"
 
 
+def page_times(url: str, volume: Path, rounds: int) -> list[float]:
+    """Seconds from a click on "Analyse scan" to the summary and the key slice shown, in a fresh Chromium page each
+    round; [] without playwright or chromium."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return []
+    if chromium is None:
+        return []
+    times = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        for _ in range(rounds):
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(url, wait_until="load")
+            page.get_by_role("tab", name="Whole scan").click()
+            page.locator("#scan-files input[type=file]").set_input_files(str(volume))
+            page.wait_for_function("document.querySelectorAll('#scan-files .file-preview tr, #scan-files tbody tr').length >= 1")
+            start = time.perf_counter()
+            page.locator("#scan-run").click()
+            page.wait_for_function("document.querySelector('#scan-summary')?.innerText.includes('slices:') "
+                                   "&& document.querySelector('#scan-slice img')?.complete")
+            times.append(time.perf_counter() - start)
+            page.close()
+        browser.close()
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--volume", type=Path, default=None, help="a NIfTI file (default: nilearn's MNI152 T1 template)")
@@ -78,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         client.predict([handle_file(str(volume))], api_name="/classify_scan")  # warm-up
         api = timed(lambda: client.predict([handle_file(str(volume))], api_name="/classify_scan"), args.rounds)
         gradio_only = timed(lambda: echo.predict(handle_file(str(volume)), api_name="/echo_file"), args.rounds)
+        page = page_times(url, volume, args.rounds)
     results.append(line("API classify_scan (served app)", api))
     results.append(line("  a page with no model, same file", gradio_only,
                         f"   app's time above it: {statistics.median(api) - statistics.median(gradio_only):.2f} s"))
+    if page:
+        results.append(line("the page: Analyse scan to the answer", page, "   (Chromium; the file uploaded before the click)"))
+    else:
+        results.append("the page: not timed (needs playwright and Debian's chromium)")
     command = [sys.executable, "-m", "brain_tumor.predict", str(volume)] + (["--weights", args.weights] if args.weights else [])
     cli = timed(lambda: subprocess.run(command, cwd=ROOT, capture_output=True, check=True), args.rounds)
     results.append(line("command line (start-up included)", cli))
