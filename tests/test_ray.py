@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pandas as pd
 import pytest
 
-from tests.helpers import EXAMPLES, PYTHON, ROOT, run_module
+from tests.helpers import EXAMPLES, PYTHON, ROOT, SERIES_SLICES, make_series, run_module
 
 
 def test_without_ray_the_engine_ends_in_one_sentence(tmp_path):
@@ -46,11 +47,17 @@ def test_the_ray_engine_gives_predict_batch_probabilities_and_an_error_row(tiny_
     from brain_tumor.ray_engine import read_rows
 
     source = folder_of_slices(tmp_path / "slices")
+    with zipfile.ZipFile(source / "series.zip", "w") as handle:  # a whole scan: a row per slice
+        for name, data in make_series(SERIES_SLICES):
+            handle.writestr(f"patient/{name}", data)
     out = tmp_path / "out"
     result = run_module("brain_tumor.predict", "--engine", "ray", "--weights", tiny_baseline, source, "--out", out, "--actors", "1",
                         "--batch-size", "4", "--heatmaps", "--csv", tmp_path / "rows.csv", "--cpus", "2")
-    assert "9 files: 0 already scored, 9 rows added" in result.stdout
-    rows = read_rows(out).set_index("file")
+    assert "10 files: 0 already scored, 15 rows added" in result.stdout
+    everything = read_rows(out)
+    series = everything[everything["source"] == str(source / "series.zip")]
+    assert sorted(series["slice"]) == list(range(6)) and series["label"].notna().all()
+    rows = everything[everything["slice"] == -1].set_index("file")
     assert len(rows) == 9 and "not an image in a supported format" in rows.loc[str(source / "broken.png"), "error"]
     classifier = Classifier.from_pretrained(tiny_baseline)
     paths = sorted(p for p in source.iterdir() if p.suffix == ".jpg")
@@ -61,8 +68,8 @@ def test_the_ray_engine_gives_predict_batch_probabilities_and_an_error_row(tiny_
             assert abs(row[c] - prediction.probabilities[c]) < 1e-5
         assert os.path.isfile(row["heatmap"])
     again = run_module("brain_tumor.predict", "--engine", "ray", "--weights", tiny_baseline, source, "--out", out)
-    assert "9 files: 9 already scored, 0 rows added; 9 rows" in again.stdout
-    assert (tmp_path / "rows.csv").read_text().count("\n") == 10
+    assert "10 files: 10 already scored, 0 rows added; 15 rows" in again.stdout
+    assert (tmp_path / "rows.csv").read_text().count("\n") == 16
 
 
 @pytest.mark.slow
