@@ -455,7 +455,7 @@ def read_scans(payloads, model: Classifier, plane: str, progress=None) -> tuple[
     results = []
     for scan in (s for s in scans if s.volume is not None):
         report = None
-        if progress:
+        if progress is not None:  # a gr.Progress is falsy until it tracks something
             report = lambda done, total, name=Path(scan.name).name: progress((done, total), desc=f"scoring {name}", unit="slices")  # noqa: E731
         results.append(classify_scan(model, scan.volume, progress=report))
     return results, [(s.name, s.error) for s in scans if s.error]
@@ -601,7 +601,7 @@ def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], di
         items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
     except UserError as error:  # over the file limit
         raise gr.Error(str(error), print_exception=False) from None
-    return classify_items(model, items, (lambda listed: progress.tqdm(listed, desc="classifying")) if progress else None)
+    return classify_items(model, items, (lambda listed: progress.tqdm(listed, desc="classifying")) if progress is not None else None)
 
 
 def read_payloads(payloads) -> list[tuple[str, bytes]]:

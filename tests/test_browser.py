@@ -251,6 +251,7 @@ def test_a_nifti_volume_shows_its_plot_slider_and_key_slice(page, tmp_path):
     volume.write_bytes(mni_template().read_bytes())
     page.locator("#scan-files input[type=file]").set_input_files(str(volume))
     page.locator("#scan-run").click()
+    page.wait_for_function(r"/\d+\/140 slices/.test(document.body.innerText)")  # the progress bar counts the slices scored
     wait_for_scan(page, "a NIfTI volume of 189 axial slices")
     summary = page.locator("#scan-summary").inner_text()
     assert "Not validated on whole scans" in summary and "Rule:" in summary
