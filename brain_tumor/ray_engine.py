@@ -97,7 +97,8 @@ def finished_sources(out: Path) -> tuple[set[str], int]:
 # ---- the two stages: decoding (Ray tasks) and scoring (Ray actors)
 
 def decode(batch: dict, config: ModelConfig, plane: str) -> dict:
-    """Ray task: each source file (a path) expanded into rows of preprocessed slices, or rows with their error."""
+    """Ray task: each source file (a path) expanded into rows of slices resized for the model (uint8; the actors
+    normalise them), or rows with their error."""
     from PIL import Image
 
     from brain_tumor.images import load_image
@@ -108,6 +109,7 @@ def decode(batch: dict, config: ModelConfig, plane: str) -> dict:
 
     def resized(picture) -> np.ndarray:  # what the model reads, before normalising: uint8 3×S×S
         return to_uint8_tensor(picture, side, config.clahe).numpy()
+
     rows = []
     for source in batch["source"]:
         source = str(source)
