@@ -16,16 +16,16 @@ from PIL import Image
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier, Explanation, Prediction
 from brain_tumor.errors import UsageError, UserError
+from brain_tumor.uploads import find_files, gather, scans_of
 from brain_tumor.volumes import Volume
 
-BATCH = 16
+BATCH = 16  # slices per prediction call
 TUMOUR_LEVEL, MIN_RUN = 0.5, 3
 RULE = (f"A tumour class is named when at least {MIN_RUN} neighbouring in-distribution slices each have a tumour "
         f"probability (1 − no tumour) of at least {TUMOUR_LEVEL:.0%}; the class is the tumour class with the highest mean "
         "probability over the longest such run. Otherwise the summary is no tumour.")
 WARNING = ("Not validated on whole scans: the model was trained and measured on single 2D slices, and this summary rule has "
            "not been checked on real volumes. Use it to find the slices worth reading, not as a diagnosis.")
-NO_TUMOUR = CLASSES.index("notumor")
 
 
 @dataclasses.dataclass
@@ -93,8 +93,6 @@ class ScanResult:
 
 def read_one_scan(source: str | os.PathLike | Sequence[str | os.PathLike], plane: str = "axial") -> Volume:
     """The one scan in a file, folder, archive or list of files; a one-sentence UserError when there is none or several."""
-    from brain_tumor.uploads import find_files, gather, scans_of
-
     paths = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     name = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files"
     files = find_files(paths)
