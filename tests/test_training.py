@@ -249,6 +249,27 @@ def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_datase
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # two runs
+def test_pseudo_boxes_from_a_gated_teacher_and_mirrored_slices_join_the_box_loss(kaggle_dataset, tiny_resnet, tmp_path):
+    boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
+    args = ["--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes, "--freeze-through", "layer4",
+            "--epochs", "1", "--optimizer", "adamw", "--lr", "1e-3", "--cache-dir", tmp_path / "cache", "--image-size", "64", *FAST[2:]]
+    run_module("training.fit", *args, "--out", tmp_path / "teacher")
+    out = tmp_path / "student"
+    result = run_module("training.fit", *args, "--out", out, "--box-mirrors", "--pseudo-boxes", tmp_path / "teacher" / "weights",
+                        "--pseudo-min-prob", "0", "--pseudo-min-gate", "0")
+    log = (out / "train_log.txt").read_text()
+    notes = json.loads(log.split("boxes: ")[1].splitlines()[0])
+    assert notes["mirrored"] is True
+    found = int(log.split("pseudo-boxes: ")[1].split()[0])
+    assert found > 0  # with no confidence bar, every unboxed tumour image of Training gets its teacher's box
+    assert Classifier.from_pretrained(out / "weights").config.provenance["boxes"]["pseudo_boxes"] == found
+    assert "Traceback" not in result.stderr
+    # A teacher of another architecture is refused in one sentence.
+    refused = run_module("training.fit", *args, "--out", tmp_path / "wrong", "--pseudo-boxes", tiny_resnet, expect=2)
+    assert "holds resnet50 weights; it needs resnet50_gated weights" in refused.stderr and "Traceback" not in refused.stderr
+
+
 @pytest.mark.slow  # the whole network trains
 def test_the_whole_gated_network_trains_with_the_box_loss_and_augmented_masks(kaggle_dataset, tiny_resnet, tmp_path):
     boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
