@@ -29,6 +29,7 @@ from brain_tumor.batch import classify_items, csv_text, nested_row  # noqa: E402
 from brain_tumor.card import NOTICE, summary_line, trust_sentence  # noqa: E402
 from brain_tumor.explain import OFFERED  # noqa: E402
 from brain_tumor.models import get_architecture  # noqa: E402
+from brain_tumor import scan as whole_scan  # noqa: E402
 from brain_tumor.uploads import Item, gather, scans_of  # noqa: E402
 from brain_tumor.volumes import PLANES  # noqa: E402
 from brain_tumor.weights import WeightsError, available_weights  # noqa: E402
@@ -443,8 +444,6 @@ SCAN_FILES_LABEL = "A whole scan: a NIfTI volume (.nii, .nii.gz), or a DICOM ser
 def read_scans(payloads, model: Classifier, plane: str, progress=None) -> tuple[list, list[tuple[str, str]]]:
     """Every scan in the uploads, scored (brain_tumor.scan.classify_scan), and (name, sentence) for each scan that could
     not be read; a UserError when there is no scan to answer."""
-    from brain_tumor.scan import classify_scan
-
     files = read_payloads(payloads)
     if not files:
         raise UserError("Choose a scan first: a NIfTI file, or the files (or a .zip) of one DICOM series.")
@@ -457,18 +456,13 @@ def read_scans(payloads, model: Classifier, plane: str, progress=None) -> tuple[
         report = None
         if progress is not None:  # a gr.Progress is falsy until it tracks something
             report = lambda done, total, name=Path(scan.name).name: progress((done, total), desc=f"scoring {name}", unit="slices")  # noqa: E731
-        results.append(classify_scan(model, scan.volume, progress=report))
+        results.append(whole_scan.classify_scan(model, scan.volume, progress=report))
     return results, [(s.name, s.error) for s in scans if s.error]
 
 
 def scan_heading(result) -> str:
-    from brain_tumor.scan import RULE, WARNING
-
-    answer = result.to_json()
-    lines = [f"**{result.summary}**",
-             f"{result.volume.describe()}: {answer['scored']} scored, {answer['skipped_outside_head']} outside the head (not scored), "
-             f"{answer['out_of_distribution_slices']} out of distribution.",
-             *[f"Note: {n}" for n in result.volume.notes], f"⚠️ {WARNING}", f"<small>Rule: {RULE}</small>"]
+    lines = [f"**{result.summary}**", f"{result.counts()}.", *[f"Note: {n}" for n in result.volume.notes],
+             f"⚠️ {whole_scan.WARNING}", f"<small>Rule: {whole_scan.RULE}</small>"]
     return "\n\n".join(lines)
 
 

@@ -13,7 +13,8 @@ import numpy as np
 from brain_tumor.errors import InvalidImageError
 
 
-def _stretch(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def stretch(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Values from lo to hi onto 0..255 (clipped outside), as uint8; zeros when the range is empty."""
     if hi <= lo:
         return np.zeros(array.shape, dtype=np.uint8)
     return np.round(np.clip((array - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
@@ -23,7 +24,7 @@ def _percentile_window(array: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(array, (0.5, 99.5))
     if hi <= lo:
         lo, hi = float(array.min()), float(array.max())
-    return _stretch(array, lo, hi)
+    return stretch(array, lo, hi)
 
 
 def _voi_output_range(ds) -> tuple[float, float]:
@@ -83,7 +84,7 @@ def dicom_to_array(data: bytes, name: str = "the DICOM file") -> np.ndarray:
         lo, hi = _voi_output_range(ds)
         # A VOI LUT is indexed by stored value, so it takes integers; a window takes the rescaled values as they are.
         source = np.round(values).astype(np.int64) if "VOILUTSequence" in ds else values
-        out = _stretch(apply_voi_lut(source, ds, index=0).astype(np.float64), lo, hi)
+        out = stretch(apply_voi_lut(source, ds, index=0).astype(np.float64), lo, hi)
     else:
         out = _percentile_window(values)
     if photometric == "MONOCHROME1":

@@ -154,7 +154,7 @@ def explained_row(item, classifier: Classifier, args, outputs: dict[str, Path]) 
 
 def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: list[dict]) -> bool:
     """Answer one whole scan: its summary (or its error) printed, a row per slice added to `rows`; False on error."""
-    from brain_tumor.scan import WARNING, classify_scan
+    from brain_tumor.scan import NOT_SCORED, WARNING, classify_scan
 
     if part.error:
         rows.append(result_row(part.name, error=part.error))
@@ -165,8 +165,7 @@ def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: lis
               leave=False) as bar:
         result = classify_scan(classifier, volume, progress=lambda done, total: bar.update(done - bar.n))
     for i, prediction in enumerate(result.predictions):
-        rows.append(result_row(f"{volume.name}#{i}", prediction) if prediction else
-                    result_row(f"{volume.name}#{i}", error="outside the head; not scored"))
+        rows.append(result_row(f"{volume.name}#{i}", prediction) if prediction else result_row(f"{volume.name}#{i}", error=NOT_SCORED))
     answer = result.to_json()
     stem = Path(volume.name.replace(": ", "_").replace(" ", "_")).name.removesuffix(".gz").removesuffix(".nii")
     if "cam" in outputs:
@@ -182,16 +181,14 @@ def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: lis
     if args.json:
         print(json.dumps(answer))
         return True
-    print(f"{volume.describe()}: {answer['scored']} scored, {answer['skipped_outside_head']} outside the head, "
-          f"{answer['out_of_distribution_slices']} out of distribution")
+    print(result.counts())
     print(f"  summary: {result.summary}")
     top = ", ".join(f"{i} ({result.tumour_probability(i):.0%})" for i in result.ranking[:5])
     print(f"  most tumour-like slices: {top}")
     for note in volume.notes:
         print(f"  note: {note}")
-    for key in ("heatmap",):
-        if "file" in answer["key_slice"][key]:
-            print(f"  key slice heatmap: {answer['key_slice'][key]['file']}")
+    if "file" in answer["key_slice"]["heatmap"]:
+        print(f"  key slice heatmap: {answer['key_slice']['heatmap']['file']}")
     if "report" in answer:
         print(f"  report: {answer['report']}")
     print(f"  {WARNING}")

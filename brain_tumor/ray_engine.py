@@ -99,10 +99,9 @@ def finished_sources(out: Path) -> tuple[set[str], int]:
 def decode(batch: dict, config: ModelConfig, plane: str) -> dict:
     """Ray task: each source file (a path) expanded into rows of slices resized for the model (uint8; the actors
     normalise them), or rows with their error."""
-    from PIL import Image
-
     from brain_tumor.images import load_image
     from brain_tumor.preprocess import to_uint8_tensor
+    from brain_tumor.scan import NOT_SCORED
     from brain_tumor.uploads import Item, gather
 
     side = config.image_size
@@ -126,11 +125,8 @@ def decode(batch: dict, config: ModelConfig, plane: str) -> dict:
                 elif part.error:
                     found.append((part.name, -1, None, part.error))
                 else:
-                    for i, picture in enumerate(part.volume.slices):
-                        if part.volume.outside_head[i]:
-                            found.append((part.name, i, None, "outside the head; not scored"))
-                        else:
-                            found.append((part.name, i, resized(Image.fromarray(picture).convert("RGB")), None))
+                    for i, outside in enumerate(part.volume.outside_head):
+                        found.append((part.name, i, None, NOT_SCORED) if outside else (part.name, i, resized(part.volume.picture(i)), None))
         except UserError as error:
             found.append((source, -1, None, str(error)))
         except Exception as error:  # a file that breaks a reader in a way we did not foresee must not stop the archive

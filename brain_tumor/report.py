@@ -14,13 +14,22 @@ from brain_tumor.card import NOTICE_PLAIN
 from brain_tumor.classes import DISPLAY_NAMES
 
 
+def _pdf_bytes(fig, title: str) -> bytes:
+    """One matplotlib figure as a one-page PDF, titled, marked research use only."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    buffer = io.BytesIO()
+    with PdfPages(buffer, metadata={"Title": title, "Subject": "Research use only; not a medical device"}) as pdf:
+        pdf.savefig(fig)
+    return buffer.getvalue()
+
+
 def report_pdf(explanation, model_line: str, weights_version: str, title: str = "Brain tumour MRI classifier") -> bytes:
     """The PDF bytes for one Explanation (A4 portrait)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import cm
-    from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
 
     prediction = explanation.prediction
@@ -59,10 +68,7 @@ def report_pdf(explanation, model_line: str, weights_version: str, title: str = 
     fig.text(0.07, 0.22, f"Model: {model_line}", fontsize=8.5, wrap=True)
     fig.text(0.07, 0.185, f"Weights version (sha256 prefix): {weights_version}", fontsize=8.5, family="monospace")
     fig.text(0.07, 0.08, NOTICE_PLAIN, fontsize=10, weight="bold", color="#991b1b", wrap=True)
-    buffer = io.BytesIO()
-    with PdfPages(buffer, metadata={"Title": title, "Subject": "Research use only; not a medical device"}) as pdf:
-        pdf.savefig(fig)
-    return buffer.getvalue()
+    return _pdf_bytes(fig, title)
 
 
 def draw_slice_probabilities(ax, result) -> None:
@@ -93,12 +99,10 @@ def scan_report_pdf(result, model_line: str, title: str = "Brain tumour MRI clas
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.figure import Figure
 
     from brain_tumor.scan import RULE, WARNING
 
-    answer = result.to_json()
     fig = Figure(figsize=(8.27, 11.69))
     fig.text(0.07, 0.955, title, fontsize=16, weight="bold")
     fig.text(0.07, 0.932, f"{result.volume.describe()}; report made {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
@@ -120,12 +124,8 @@ def scan_report_pdf(result, model_line: str, title: str = "Brain tumour MRI clas
         ax.set_title(f"slice {index}: tumour {result.tumour_probability(index):.0%}", fontsize=7)
         ax.axis("off")
     notes = " ".join(result.volume.notes)
-    fig.text(0.07, 0.165, f"{answer['scored']} slices scored, {answer['skipped_outside_head']} outside the head, "
-             f"{answer['out_of_distribution_slices']} out of distribution. {notes}", fontsize=8, wrap=True)
+    fig.text(0.07, 0.165, f"{result.counts()}. {notes}", fontsize=8, wrap=True)
     fig.text(0.07, 0.135, WARNING, fontsize=8, color="#b45309", wrap=True)
     fig.text(0.07, 0.105, f"Model: {model_line}  Weights version: {result.weights_version}", fontsize=7.5, wrap=True)
     fig.text(0.07, 0.05, NOTICE_PLAIN, fontsize=9.5, weight="bold", color="#991b1b", wrap=True)
-    buffer = io.BytesIO()
-    with PdfPages(buffer, metadata={"Title": title, "Subject": "Research use only; not a medical device"}) as pdf:
-        pdf.savefig(fig)
-    return buffer.getvalue()
+    return _pdf_bytes(fig, title)

@@ -13,17 +13,18 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from brain_tumor.batch import BATCH
 from brain_tumor.classes import CLASSES, DISPLAY_NAMES
 from brain_tumor.classifier import Classifier, Explanation, Prediction
 from brain_tumor.errors import UsageError, UserError
 from brain_tumor.uploads import find_files, gather, scans_of
 from brain_tumor.volumes import Volume
 
-BATCH = 16  # slices per prediction call
 TUMOUR_LEVEL, MIN_RUN = 0.5, 3
 RULE = (f"A tumour class is named when at least {MIN_RUN} neighbouring in-distribution slices each have a tumour "
         f"probability (1 − no tumour) of at least {TUMOUR_LEVEL:.0%}; the class is the tumour class with the highest mean "
         "probability over the longest such run. Otherwise the summary is no tumour.")
+NOT_SCORED = "outside the head; not scored"  # the error column of a slice's row in tables
 WARNING = ("Not validated on whole scans: the model was trained and measured on single 2D slices, and this summary rule has "
            "not been checked on real volumes. Use it to find the slices worth reading, not as a diagnosis.")
 
@@ -40,7 +41,7 @@ class ScanResult:
     weights_version: str
 
     def picture(self, index: int) -> Image.Image:
-        return Image.fromarray(self.volume.slices[index]).convert("RGB")
+        return self.volume.picture(index)
 
     def tumour_probability(self, index: int) -> float | None:
         p = self.predictions[index]
@@ -51,6 +52,13 @@ class ScanResult:
         """Scored slices, most tumour-like first (out-of-distribution slices after the others)."""
         scored = [i for i, p in enumerate(self.predictions) if p is not None]
         return sorted(scored, key=lambda i: (self.predictions[i].out_of_distribution, -self.tumour_probability(i)))
+
+    def counts(self) -> str:
+        """What the scan is and what was scored, in one line."""
+        scored = sum(p is not None for p in self.predictions)
+        flagged = sum(bool(p and p.out_of_distribution) for p in self.predictions)
+        return (f"{self.volume.describe()}: {scored} scored, {sum(self.volume.outside_head)} outside the head, "
+                f"{flagged} out of distribution")
 
     @property
     def summary(self) -> str:
@@ -128,7 +136,7 @@ def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Seq
     predictions: list[Prediction | None] = [None] * len(volume)
     for begin in range(0, len(todo), BATCH):
         chunk = todo[begin:begin + BATCH]
-        pictures = [Image.fromarray(volume.slices[i]).convert("RGB") for i in chunk]
+        pictures = [volume.picture(i) for i in chunk]
         for i, prediction in zip(chunk, classifier.predict_batch(pictures)):
             predictions[i] = prediction
         if progress:
@@ -144,5 +152,5 @@ def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Seq
         label = max(means, key=means.get)
     in_distribution = [i for i in todo if not predictions[i].out_of_distribution] or todo
     key = max(in_distribution, key=lambda i: 1.0 - predictions[i].probabilities["notumor"])
-    explanation = classifier.explain(Image.fromarray(volume.slices[key]).convert("RGB"))
+    explanation = classifier.explain(volume.picture(key))
     return ScanResult(volume, predictions, key, explanation, label, run, classifier.version)

@@ -16,7 +16,9 @@ from typing import Iterable
 
 import numpy as np
 
+from brain_tumor.dicom import stretch
 from brain_tumor.errors import InvalidImageError
+from brain_tumor.images import is_dicom
 
 MAX_VOXELS = 512 * 512 * 1000  # a volume (one of a 4D file's) may hold this many voxels
 MAX_SLICES = 1000
@@ -35,7 +37,6 @@ class Volume:
     slices: list[np.ndarray]
     outside_head: list[bool]
     notes: list[str] = dataclasses.field(default_factory=list)
-    series_uid: str | None = None
 
     def __len__(self) -> int:
         return len(self.slices)
@@ -43,15 +44,15 @@ class Volume:
     def describe(self) -> str:
         return f"{self.name}: a {self.kind} of {len(self)} {self.plane} slices"
 
+    def picture(self, index: int):
+        """Slice `index` as the RGB PIL image the classifier reads."""
+        from PIL import Image
+
+        return Image.fromarray(self.slices[index]).convert("RGB")
+
 
 def is_nifti_name(name: str) -> bool:
     return str(name).lower().endswith(NIFTI_SUFFIXES)
-
-
-def _window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    if hi <= lo:
-        return np.zeros(values.shape, dtype=np.uint8)
-    return np.round(np.clip((values - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
 
 
 def robust_window(sample: np.ndarray) -> tuple[float, float]:
@@ -83,11 +84,11 @@ def _outside_head(image: np.ndarray) -> bool:
     return float((image > 255 * HEAD_LEVEL).mean()) < HEAD_SHARE
 
 
-def _finish(name: str, kind: str, plane: str, slices: list[np.ndarray], notes: list[str], uid: str | None = None) -> Volume:
+def _finish(name: str, kind: str, plane: str, slices: list[np.ndarray], notes: list[str]) -> Volume:
     outside = [_outside_head(s) for s in slices]
     if all(outside):
         raise InvalidImageError(f"{name} looks empty: none of its {len(slices)} slices shows a head.")
-    return Volume(name, kind, plane, slices, outside, notes, uid)
+    return Volume(name, kind, plane, slices, outside, notes)
 
 
 # ---- NIfTI
@@ -151,9 +152,10 @@ def read_nifti(data: bytes, name: str = "the NIfTI file", plane: str = "axial") 
     slope, inter = header.get_slope_inter()
     if slope not in (None, 0) and np.isfinite(slope):
         array = array * np.float32(slope) + np.float32(inter or 0)
-    image = nib.as_closest_canonical(nib.Nifti1Image(array, header.get_best_affine()))
-    if nib.aff2axcodes(header.get_best_affine()) != ("R", "A", "S"):
-        notes.append(f"Reoriented from {''.join(nib.aff2axcodes(header.get_best_affine()))} to RAS.")
+    affine = header.get_best_affine()
+    image = nib.as_closest_canonical(nib.Nifti1Image(array, affine))
+    if nib.aff2axcodes(affine) != ("R", "A", "S"):
+        notes.append(f"Reoriented from {''.join(nib.aff2axcodes(affine))} to RAS.")
     values = np.asarray(image.dataobj, dtype=np.float32)
     zooms = [float(z) for z in image.header.get_zooms()[:3]]
     lo, hi = robust_window(values[::2, ::2, ::2].ravel())
@@ -161,7 +163,7 @@ def read_nifti(data: bytes, name: str = "the NIfTI file", plane: str = "axial") 
     across = [a for a in range(3) if a != axis]  # columns, then rows, of each cut (before it is turned upright)
     # One uint8 copy with the plane's axis first; each cut then turned upright: superior (or anterior) at the top,
     # the patient's right on the left.
-    stack = np.ascontiguousarray(np.moveaxis(_window(values, lo, hi), axis, 0).transpose(0, 2, 1)[:, ::-1, ::-1])
+    stack = np.ascontiguousarray(np.moveaxis(stretch(values, lo, hi), axis, 0).transpose(0, 2, 1)[:, ::-1, ::-1])
     slices = [_square_pixels(cut, zooms[across[1]], zooms[across[0]]) for cut in stack]
     return _finish(name, "NIfTI volume", plane, slices, notes)
 
@@ -237,7 +239,7 @@ def _nested(item, sequence: str, keyword: str):
     return inner[0].get(keyword) if inner else None
 
 
-def _order(frames: list[_Frame], name: str, notes: list[str]) -> list[_Frame]:
+def _order(frames: list[_Frame], notes: list[str]) -> list[_Frame]:
     """Frames sorted along the normal, one per position; gaps and duplicates said in `notes`."""
     if all(f.position is not None for f in frames):
         frames = sorted(frames, key=lambda f: f.position)
@@ -285,7 +287,7 @@ def read_dicom_series(files: Iterable[tuple[str, bytes]], name: str = "the uploa
     groups: dict[str, list[tuple[str, bytes, object]]] = {}
     found = {"left_over": [], "not_dicom": [], "non_image": []}
     for file_name, data in files:
-        if not (len(data) >= 132 and data[128:132] == b"DICM"):
+        if not is_dicom(data):
             found["not_dicom"].append(file_name)
             continue
         try:
@@ -303,33 +305,33 @@ def read_dicom_series(files: Iterable[tuple[str, bytes]], name: str = "the uploa
             continue
         groups.setdefault(uid or f"file:{file_name}", []).append((file_name, data, ds))
     volumes = []
-    for uid, members in groups.items():
+    for members in groups.values():
         frame_count = sum(int(ds.get("NumberOfFrames", 1) or 1) for _, _, ds in members)
         if frame_count < min_slices:
             found["left_over"] += [(n, d) for n, d, _ in members]
             continue
-        volumes.append(_series_volume(uid, members, name))
+        volumes.append(_series_volume(members, name))
     return volumes, found
 
 
-def _series_volume(uid: str, members: list, upload: str) -> Volume:
+def _series_volume(members: list, upload: str) -> Volume:
     notes: list[str] = []
     frames: list[_Frame] = []
     for file_name, _, ds in members:
         frames += _frames(ds, file_name)
     if len(frames) > MAX_SLICES:
         raise InvalidImageError(f"A series in {upload} has {len(frames)} slices, over the limit of {MAX_SLICES:,}; split it first.")
-    frames = _order(frames, upload, notes)
-    shapes = {f.values.shape for f in frames}
-    if sum(int(np.prod(s)) for s in (f.values.shape for f in frames)) > MAX_VOXELS:
+    frames = _order(frames, notes)
+    if sum(f.values.size for f in frames) > MAX_VOXELS:
         raise InvalidImageError(f"A series in {upload} holds more than 512×512×1,000 voxels; split or downsample it first.")
+    shapes = {f.values.shape for f in frames}
     if len(shapes) > 1:
         notes.append(f"Its slices come in {len(shapes)} sizes; each was scored at its own size.")
     lo, hi = robust_window(np.concatenate([f.values[::4, ::4].ravel() for f in frames]))
-    slices = [_square_pixels(_window(f.values, lo, hi), *f.spacing) for f in frames]
+    slices = [_square_pixels(stretch(f.values, lo, hi), *f.spacing) for f in frames]
     first = members[0][2]
     description = str(first.get("SeriesDescription", "") or "").strip()
     number = first.get("SeriesNumber")
     label = f"series {number}" if number is not None else "series"
     label += f" ({description})" if description else ""
-    return _finish(f"{upload}: {label}", "DICOM series", "acquired", slices, notes, None if uid.startswith("file:") else uid)
+    return _finish(f"{upload}: {label}", "DICOM series", "acquired", slices, notes)

@@ -185,12 +185,12 @@ def non_image_dicom() -> bytes:
 
 
 def mni_template() -> Path:
-    """The MNI152 T1 template nilearn's wheel ships (197×233×189 voxels of 1 mm; a healthy average brain)."""
-    import importlib.util
+    """The MNI152 T1 template nilearn's wheel ships (benchmarks.scan finds it)."""
+    from benchmarks.scan import mni_template as find
 
-    spec = importlib.util.find_spec("nilearn")
-    assert spec is not None and spec.origin, "nilearn (a dev dependency) ships the MNI152 template the scan tests read"
-    return Path(spec.origin).parent / "datasets" / "data" / "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    path = find()
+    assert path is not None, "nilearn (a dev dependency) ships the MNI152 template the scan tests read"
+    return path
 
 
 def nifti_bytes(array: np.ndarray, zooms=(1.0, 1.0, 1.0), gz: bool = True, shape: tuple | None = None) -> bytes:

@@ -387,7 +387,8 @@ def main(args: argparse.Namespace) -> int:
         found = pseudo_boxes(teacher, teacher_config, teacher_inputs, data.train.labels, has_mask[:len(data.train)], start,
                              args.pseudo_min_prob, args.pseudo_min_gate)
         pseudo_masks, pseudo_has = masks_for(found, len(data.train), args.image_size)
-        masks[:len(data.train)][pseudo_has], has_mask[:len(data.train)] = pseudo_masks[pseudo_has], has_mask[:len(data.train)] | pseudo_has
+        masks[:len(data.train)][pseudo_has] = pseudo_masks[pseudo_has]  # the Training images come first in masks
+        has_mask[:len(data.train)] |= pseudo_has
         boxes.notes["pseudo_boxes"] = len(found)
         log.line(f"pseudo-boxes: {len(found)} tumour images of Training boxed by {args.pseudo_boxes}'s gate")
         del teacher, teacher_inputs
