@@ -283,6 +283,24 @@ def test_the_whole_gated_network_trains_with_the_box_loss_and_augmented_masks(ka
     assert not torch.equal(trained["layer1.0.conv1.weight"], start["layer1.0.conv1.weight"])  # the trunk trained too
 
 
+@pytest.mark.slow  # a run
+def test_a_gate_trained_on_augmented_images_leaves_the_frozen_trunk_and_its_statistics_as_they_were(kaggle_dataset, tiny_resnet,
+                                                                                                     tmp_path):
+    boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
+    out = tmp_path / "head"
+    run_module("training.fit", "--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes,
+               "--finetune", "head", "--epochs", "1", "--box-mass-weight", "1", "--out", out, "--cache-dir", "", "--image-size", "64",
+               *FAST[2:])
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 1 and float(rows[0]["train_box_loss"]) > 0
+    trained = Classifier.from_pretrained(out / "weights").model.state_dict()
+    start = Classifier.from_pretrained(tiny_resnet).model.state_dict()
+    trunk = [k for k in trained if k.startswith(("conv1", "bn1", "layer"))]
+    assert any(k.endswith("running_mean") for k in trunk)  # batch-norm statistics are among what must not move
+    assert all(torch.equal(trained[k], start[k]) for k in trunk)
+    assert not torch.equal(trained["fc.weight"], start["fc.weight"])  # the head trained (the gate starts at zero and trains too)
+
+
 @pytest.mark.slow  # three runs
 def test_fit_refuses_what_it_cannot_train_in_one_sentence(kaggle_dataset, tiny_resnet, tmp_path):
     boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")

@@ -189,10 +189,9 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
                     world: int, use_amp: bool, aug: AugmentConfig) -> dict:
     model.train()
     core = unwrap(model)
-    if items.start:  # frozen stages keep the batch-norm statistics their cached outputs were made with
-        stages = get_architecture(args.model).stages(core)
-        for _, stage in stages[:[name for name, _ in stages].index(items.start) + 1]:
-            stage.eval()
+    for module in core.modules():  # frozen layers (--freeze-through, --finetune head) keep their batch-norm statistics
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
+            module.eval()
     gate_input = get_architecture(args.model).gate_input if items.masks is not None else None
     generator = torch.Generator(device=device).manual_seed(args.seed * 7919 + epoch * 104729 + rank)
     totals = torch.zeros(4, device=device)  # loss sum, correct, count, box loss sum
