@@ -11,32 +11,41 @@ runs=$3
 shift 3
 export PYTHONUNBUFFERED=1
 
-# The gated ResNet-50 (brain_tumor.models: resnet50_gated): the shipped ResNet-50's stages up to layer4 frozen
-# and their outputs cached once (about 12 minutes here), then the attention gate and the linear head train on
-# that cache with cross-entropy plus the gate's box loss (about 30 s an epoch on 2 cores).
-gated() { python -m training.fit --model resnet50_gated --init weights/resnet50 --data "$data" --boxes "$boxes" \
-  --freeze-through layer4 --optimizer adamw --lr 1e-3 --batch-size 32 --label-smoothing 0.1 --select-metric pointing --seed 0 "$@"; }
+# The gated ResNet-50 (brain_tumor.models: resnet50_gated), trained with cross-entropy plus the gate's box loss.
+# cached: the shipped ResNet-50's stages up to layer4 frozen and their outputs cached once (about 12 minutes here), then
+# the attention gate and the linear head train on that cache (about 30 s an epoch on 2 cores).
+gated() { python -m training.fit --model resnet50_gated --data "$data" --boxes "$boxes" \
+  --optimizer adamw --batch-size 32 --label-smoothing 0.1 --select-metric pointing --seed 0 "$@"; }
+cached() { gated --init weights/resnet50 --freeze-through layer4 --lr 1e-3 "$@"; }
 
 # A: the gate read layer3 alone (AttentionGate(1024), as at commit 2ee0a6f... see the README's table); box weight 1.
-gated_a() { gated --out "$runs/gated-a" --epochs 12 --box-weight 1; }
+gated_a() { cached --out "$runs/gated-a" --epochs 12 --box-weight 1; }
 # B: the gate reads layer3 and layer4 (the registered architecture from here on).
-gated_b() { gated --out "$runs/gated-b" --epochs 12 --box-weight 1; }
+gated_b() { cached --out "$runs/gated-b" --epochs 12 --box-weight 1; }
 # C: as B, plus a soft pointing game in the box loss (the gate's spatial softmax inside the box).
 #    (B ran with the gate's first layer as one 1×1 convolution of layer3 beside upsampled layer4: the same function as
 #    the two summed convolutions of today's AttentionGate, 3× slower.) C's soft pointing game counted the cells the box touches.
-gated_c() { gated --out "$runs/gated-c" --epochs 12 --box-weight 1 --box-mass-weight 1; }
+gated_c() { cached --out "$runs/gated-c" --epochs 12 --box-weight 1 --box-mass-weight 1; }
 # D: as C, the soft pointing game on the cells whose centre lies in the box (where the pointing game scores a hit).
-gated_d() { gated --out "$runs/gated-d" --epochs 12 --box-weight 1 --box-mass-weight 1; }
+gated_d() { cached --out "$runs/gated-d" --epochs 12 --box-weight 1 --box-mass-weight 1; }
 # E: as D, with a 28×28 gate (resnet50_gated_fine: the mixed layer3/layer4 map upsampled before the gate's convolutions).
-gated_e() { gated --model resnet50_gated_fine --out "$runs/gated-e" --epochs 12 --box-weight 1 --box-mass-weight 1; }
+gated_e() { cached --model resnet50_gated_fine --out "$runs/gated-e" --epochs 12 --box-weight 1 --box-mass-weight 1; }
 # F: as D, plus pseudo-boxes: the tumour images of Training with no carried box get one from D's gate (the shipped
 #    weights/resnet50_gated) where D is sure (calibrated probability of the true class ≥ 0.9, gate peak ≥ 0.5; the box bounds the
 #    gate's region above half its peak).
-gated_f() { gated --out "$runs/gated-f" --epochs 12 --box-weight 1 --box-mass-weight 1 --pseudo-boxes weights/resnet50_gated; }
+gated_f() { cached --out "$runs/gated-f" --epochs 12 --box-weight 1 --box-mass-weight 1 --pseudo-boxes weights/resnet50_gated; }
 # G: as D, with each boxed slice also mirrored left to right (its box too): the cached-feature run's only augmentation.
-gated_g() { gated --out "$runs/gated-g" --epochs 12 --box-weight 1 --box-mass-weight 1 --box-mirrors; }
+gated_g() { cached --out "$runs/gated-g" --epochs 12 --box-weight 1 --box-mass-weight 1 --box-mirrors; }
 # H: as D, with the box loss weighted 3 (the issue's probe found glioma pointing higher at λ = 3).
-gated_h() { gated --out "$runs/gated-h" --epochs 12 --box-weight 3 --box-mass-weight 1; }
+gated_h() { cached --out "$runs/gated-h" --epochs 12 --box-weight 3 --box-mass-weight 1; }
+# I and J start from D (the recorded runs from D as it was shipped in float16: weights/resnet50_gated at commit b1f3d72).
+# I: layer4 trains too (the stem to layer3 cached), AdamW 1e-4, 6 epochs: layer4 with the box loss.
+gated_i() { gated --init "$runs/gated-d/weights" --freeze-through layer3 --lr 1e-4 --out "$runs/gated-i" --epochs 6 --box-weight 1 \
+  --box-mass-weight 1; }
+# J (shipped): the gate and the head train on augmented images (nothing cached: the frozen trunk runs at each step, its batch
+#    norm kept), so the gate learns from features of images the trunk never saw as they are; AdamW 3e-4, 4 epochs.
+gated_j() { gated --init "$runs/gated-d/weights" --finetune head --lr 3e-4 --out "$runs/gated-j" --epochs 4 --box-weight 1 \
+  --box-mass-weight 1; }
 
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
@@ -45,5 +54,5 @@ gated_h() { gated --out "$runs/gated-h" --epochs 12 --box-weight 3 --box-mass-we
 #   C: layer3 trains too: 16 min an epoch here, stopped after one (validation 95.97%).
 #   D: as B with layer4 dilated (14×14): test 98.78% / clean 98.55%, evaluation-part pointing game 0.26.
 
-[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^gated$'; exit 0; }
+[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^gated$\|^cached$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
