@@ -30,10 +30,10 @@ gated_c() { cached --out "$runs/gated-c" --epochs 12 --box-weight 1 --box-mass-w
 gated_d() { cached --out "$runs/gated-d" --epochs 12 --box-weight 1 --box-mass-weight 1; }
 # E: as D, with a 28×28 gate (resnet50_gated_fine: the mixed layer3/layer4 map upsampled before the gate's convolutions).
 gated_e() { cached --model resnet50_gated_fine --out "$runs/gated-e" --epochs 12 --box-weight 1 --box-mass-weight 1; }
-# F: as D, plus pseudo-boxes: the tumour images of Training with no carried box get one from D's gate (the shipped
-#    weights/resnet50_gated) where D is sure (calibrated probability of the true class ≥ 0.9, gate peak ≥ 0.5; the box bounds the
-#    gate's region above half its peak).
-gated_f() { cached --out "$runs/gated-f" --epochs 12 --box-weight 1 --box-mass-weight 1 --pseudo-boxes weights/resnet50_gated; }
+# F: as D, plus pseudo-boxes: the tumour images of Training with no carried box get one from D's gate where D is sure
+#    (calibrated probability of the true class ≥ 0.9, gate peak ≥ 0.5; the box bounds the gate's region above half its peak).
+#    The recorded run used D as shipped in float16 (weights/resnet50_gated at commit b1f3d72).
+gated_f() { cached --out "$runs/gated-f" --epochs 12 --box-weight 1 --box-mass-weight 1 --pseudo-boxes "$runs/gated-d/weights"; }
 # G: as D, with each boxed slice also mirrored left to right (its box too): the cached-feature run's only augmentation.
 gated_g() { cached --out "$runs/gated-g" --epochs 12 --box-weight 1 --box-mass-weight 1 --box-mirrors; }
 # H: as D, with the box loss weighted 3 (the probe found glioma pointing higher at λ = 3).
