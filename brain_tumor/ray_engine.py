@@ -25,6 +25,7 @@ from brain_tumor.errors import UsageError, UserError
 
 COLUMNS = ["file", "source", "slice", "label", *CLASSES, "out_of_distribution", "warning", "weights_version", "heatmap", "error",
            "rows_in_source"]
+DONE_PREFIX = "rows-"  # this engine's Parquet files; anything else under DIR is left alone
 
 
 def schema():
@@ -33,7 +34,6 @@ def schema():
 
     types = {"slice": pa.int32(), "out_of_distribution": pa.bool_(), "rows_in_source": pa.int32(), **{c: pa.float64() for c in CLASSES}}
     return pa.schema([(c, types.get(c, pa.string())) for c in COLUMNS])
-DONE_PREFIX = "rows-"  # this engine's Parquet files; anything else under DIR is left alone
 
 
 @dataclasses.dataclass
@@ -115,10 +115,8 @@ def decode(batch: dict, config: ModelConfig, plane: str) -> dict:
         found = []
         try:
             for part in gather([(source, Path(source))], scans=True, plane=plane, limit=None):
-                if isinstance(part, Item):
+                if isinstance(part, Item) and not part.error:
                     try:
-                        if part.error:
-                            raise UserError(part.error)
                         found.append((part.name, -1, resized(load_image(part.source)), None))
                     except UserError as error:
                         found.append((part.name, -1, None, str(error)))
@@ -134,9 +132,9 @@ def decode(batch: dict, config: ModelConfig, plane: str) -> dict:
         for name, index, pixels, error in found:
             rows.append({"file": name, "source": source, "slice": index, "error": error or "", "rows_in_source": len(found),
                          "pixels": pixels if pixels is not None else np.zeros((3, side, side), dtype=np.uint8)})
-    return {key: (np.stack([r[key] for r in rows]) if key == "pixels" else [r[key] for r in rows]) for key in
-            ("file", "source", "slice", "error", "rows_in_source", "pixels")} if rows else {
-        "file": [], "source": [], "slice": [], "error": [], "rows_in_source": [], "pixels": np.zeros((0, 3, side, side), np.uint8)}
+    columns = {key: [r[key] for r in rows] for key in ("file", "source", "slice", "error", "rows_in_source")}
+    columns["pixels"] = np.stack([r["pixels"] for r in rows]) if rows else np.zeros((0, 3, side, side), dtype=np.uint8)
+    return columns
 
 
 class Scorer:

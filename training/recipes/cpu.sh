@@ -47,7 +47,7 @@ gated_i() { gated --init "$runs/gated-d/weights" --freeze-through layer3 --lr 1e
 gated_j() { gated --init "$runs/gated-d/weights" --finetune head --lr 3e-4 --out "$runs/gated-j" --epochs 4 --box-weight 1 \
   --box-mass-weight 1; }
 # W: from J (weights/resnet50_gated at commit 41ba204), the whole network trains with the box loss on augmented images: the
-#    GPU route on 2 CPU cores, about 16 minutes an epoch; resumable (training.fit --resume "$runs/gated-w").
+#    GPU route on 2 CPU cores, about 14 minutes an epoch here; resumable (training.fit --resume "$runs/gated-w").
 gated_w() { gated --init weights/resnet50_gated --lr 1e-4 --out "$runs/gated-w" --epochs 6 --box-weight 1 --box-mass-weight 1; }
 
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
