@@ -49,6 +49,10 @@ gated_j() { gated --init "$runs/gated-d/weights" --finetune head --lr 3e-4 --out
 # W: from J (weights/resnet50_gated at commit 41ba204), the whole network trains with the box loss on augmented images: the
 #    GPU route on 2 CPU cores, about 14 minutes an epoch here; resumable (training.fit --resume "$runs/gated-w").
 gated_w() { gated --init weights/resnet50_gated --lr 1e-4 --out "$runs/gated-w" --epochs 6 --box-weight 1 --box-mass-weight 1; }
+# W2: as W at a fifth of the learning rate (AdamW 2e-5, a third of an epoch of warm-up, 5 epochs), from J as trained
+#    (its run folder, float32): W's 1e-4 cost 2.5-5 points of validation accuracy in its first epochs.
+gated_w2() { gated --init "$runs/gated-j/weights" --lr 2e-5 --warmup-epochs 0.3 --out "$runs/gated-w2" --epochs 5 --box-weight 1 \
+  --box-mass-weight 1; }
 
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
