@@ -203,14 +203,17 @@ def test_audit_finds_planted_duplicates(kaggle_dataset, tmp_path):
     assert any("Tr-0-dup.png" in r["path_a"] + r["path_b"] for r in rows if r["split_a"] == r["split_b"] == "train")
 
 
-def boxed_copies(kaggle_dataset, folder):
+def boxed_copies(kaggle_dataset, folder, seen_validation=False):
     """A figshare-like box folder: copies of Kaggle training gliomas in the training band (so they have twins
-    there), one unseen slice in the box-validation band, and copies of test gliomas in the evaluation part."""
+    there), one unseen slice in the box-validation band (with `seen_validation`, a copy of a training glioma
+    instead), and copies of test gliomas in the evaluation part."""
     from training.boxes import BOX_VAL_FROM, EVAL_FROM, GUARD
 
     (folder / "glioma").mkdir(parents=True)
     unseen = folder / "unseen.png"
     synthetic_slice(0, 777).save(unseen)
+    if seen_validation:
+        shutil.copy(sorted((kaggle_dataset / "Training" / "glioma_tumor").glob("Tr-0-*.png"))[0], unseen)
     sources = sorted((kaggle_dataset / "Training" / "glioma_tumor").glob("Tr-0-00[0-4].png")) + [unseen] + \
         sorted((kaggle_dataset / "Testing" / "glioma_tumor").glob("Te-0-00[0-2].png"))
     numbers = [BOX_VAL_FROM["glioma"] - GUARD - 10 + k for k in range(5)] + [BOX_VAL_FROM["glioma"]] + [EVAL_FROM["glioma"] + k for k in range(3)]
@@ -227,21 +230,23 @@ def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_datase
     boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
     out = tmp_path / "gated"
     args = ["--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes, "--freeze-through", "layer4",
-            "--epochs", "2", "--optimizer", "adamw", "--lr", "1e-3", "--select-metric", "pointing", "--accuracy-slack", "1",
+            "--epochs", "2", "--optimizer", "adamw", "--lr", "1e-3", "--select-metric", "pointing_new", "--accuracy-slack", "1",
             "--cache-dir", tmp_path / "cache", "--image-size", "64", *FAST[2:]]
     result = run_module("training.fit", *args, "--out", out)
     log = (out / "train_log.txt").read_text()
     notes = json.loads(log.split("boxes: ")[1].splitlines()[0])
     assert notes["boxed_slices_trained_on"] + notes["boxed_slices_left_out_as_twins_of_validation"] == 5
-    assert notes["box_validation"] == 1 and notes["boxes_carried_to_training_images"] >= 3
+    assert notes["box_validation"] == 1 and notes["box_validation_without_training_twin"] == 1
+    assert notes["boxes_carried_to_training_images"] >= 3
     assert "init: resnet50 weights" in log and "new: attention\n" in log and "start: val_acc" in log
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 2 and all(float(r["train_box_loss"]) > 0 for r in rows) and rows[0]["val_pointing"] != ""
+    assert all(r["val_pointing_new"] == r["val_pointing"] for r in rows)  # the one box-validation slice has no twin
     classifier = Classifier.from_pretrained(out / "weights")
     config = classifier.config
     assert config.architecture == "resnet50_gated" and classifier.explain_settings() == ("gradcam", ("gated",))
     assert {"test", "test_clean", "validation", "localisation_validation"} <= set(config.metrics)
-    assert config.provenance["boxes"]["box_validation"] == 1
+    assert config.provenance["boxes"]["box_validation"] == 1 and config.metrics["localisation_validation"]["n_new"] == 1
     # The frozen stages are the --init weights' own, and their outputs were cached for the next run.
     start = Classifier.from_pretrained(tiny_resnet).model.state_dict()
     assert all(torch.equal(start[k], v) for k, v in classifier.model.state_dict().items() if k.startswith(("conv1", "layer")))
@@ -301,13 +306,16 @@ def test_a_gate_trained_on_augmented_images_leaves_the_frozen_trunk_and_its_stat
     assert not torch.equal(trained["fc.weight"], start["fc.weight"])  # the head trained (the gate starts at zero and trains too)
 
 
-@pytest.mark.slow  # three runs
+@pytest.mark.slow  # four runs
 def test_fit_refuses_what_it_cannot_train_in_one_sentence(kaggle_dataset, tiny_resnet, tmp_path):
     boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
+    seen = boxed_copies(kaggle_dataset, tmp_path / "seen", seen_validation=True)  # every box-validation slice has a Training twin
     base = ["--data", kaggle_dataset, "--out", tmp_path / "o", "--cache-dir", "", *FAST]
     for extra, words in ((["--model", "resnet50", "--init", tiny_resnet, "--boxes", boxes], "choose resnet50_gated"),
                          (["--model", "resnet50_gated", "--init", tiny_resnet, "--freeze-through", "fc"], "can be frozen through"),
-                         (["--model", "baseline", "--init", tiny_resnet], "holds resnet50 weights")):
+                         (["--model", "baseline", "--init", tiny_resnet], "holds resnet50 weights"),
+                         (["--model", "resnet50_gated", "--init", tiny_resnet, "--boxes", seen, "--freeze-through", "layer4",
+                           "--select-metric", "pointing_new"], "choose --select-metric pointing")):
         result = run_module("training.fit", *extra, *base, expect=2)
         message = result.stderr.strip().splitlines()[-1]
         assert words in message and one_sentence(message[len("error: "):]) and "Traceback" not in result.stderr

@@ -68,6 +68,7 @@ class BoxData:
     val_images: torch.Tensor  # box validation: the top band of the train part's file numbers
     val_labels: np.ndarray
     val_boxes: list[tuple[float, float, float, float]]
+    val_new: np.ndarray  # bool: the box-validation slices with no near-identical twin among the Training images
     notes: dict
 
 
@@ -94,11 +95,12 @@ def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, thr
     if mirrored:
         extra_images = torch.cat([extra_images, extra_images.flip(-1)])
         extra_labels, extra_masks = np.concatenate([extra_labels, extra_labels]), torch.cat([extra_masks, extra_masks.flip(-1)])
+    new = np.asarray(twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold), dtype=bool)
     notes = {"boxed_slices_trained_on": len(extra), "mirrored": mirrored, "boxes_carried_to_training_images": len(carried),
              "boxed_slices_left_out_as_twins_of_validation": int(near_val.sum()), "box_validation": len(held),
-             "box_validation_without_training_twin": int(twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold).sum())}
+             "box_validation_without_training_twin": int(new.sum())}
     return BoxData(train_masks, has, extra_images, extra_labels, extra_masks,
-                   held_images, np.array([s.label for s in held], dtype=np.int64), [s.box_at(side) for s in held], notes)
+                   held_images, np.array([s.label for s in held], dtype=np.int64), [s.box_at(side) for s in held], new, notes)
 
 
 @torch.no_grad()

@@ -41,7 +41,8 @@ from training.report import measure, predict_logits
 from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, pick_device, seed_everything, setup_distributed, teardown, unwrap
 
 FIELDS = ["epoch", "train_loss", "train_acc", "train_box_loss", "val_loss", "val_acc", "val_macro_f1", "val_pointing", "val_energy",
-          "lr", "img_per_s", "epoch_time_s"]
+          "val_pointing_new", "val_energy_new", "lr", "img_per_s", "epoch_time_s"]
+POINTING = {"pointing": "val_pointing", "pointing_new": "val_pointing_new"}  # --select-metric choices scored on the box validation
 RESUMABLE = {"resume", "epochs", "device", "workers", "cache_dir", "patience"}  # flags a resumed run may change
 
 
@@ -76,10 +77,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-scale", type=float, default=0.7, help="smallest area fraction of the random resized crop")
     p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation metric (0: never)")
-    p.add_argument("--select-metric", choices=["macro_f1", "accuracy", "loss", "pointing"], default="macro_f1",
+    p.add_argument("--select-metric", choices=["macro_f1", "accuracy", "loss", *POINTING], default="macro_f1",
                    help="validation metric that picks the best checkpoint; pointing: the box validation's pointing game, among "
-                        "epochs whose validation accuracy is within --accuracy-slack of the starting model's")
-    p.add_argument("--accuracy-slack", type=float, default=0.005, help="with --select-metric pointing: validation accuracy an epoch may lose")
+                        "epochs whose validation accuracy is within --accuracy-slack of the starting model's; pointing_new: the same "
+                        "on the box-validation slices with no twin among the Training images (new patients' slices only)")
+    p.add_argument("--accuracy-slack", type=float, default=0.005, help="with a pointing --select-metric: validation accuracy an epoch may lose")
     p.add_argument("--boxes", default=None, help="figshare slices with boxes.csv: train the attention gate on their train part (a box loss)")
     p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss beside cross-entropy")
     p.add_argument("--box-mass-weight", type=float, default=0.0,
@@ -265,6 +267,8 @@ def validate(model, val: "Validation", config, device, args, use_amp: bool) -> d
     if val.box_inputs is not None:
         _, cams = outputs_of(model, args.model, val.box_inputs, val.start, config, device, args.eval_batch_size, use_amp, val.box_labels)
         row["val_pointing"], row["val_energy"] = localisation_scores(cams, val.boxes, config.image_size)
+        new = np.flatnonzero(val.box_new)
+        row["val_pointing_new"], row["val_energy_new"] = localisation_scores(cams[new], [val.boxes[i] for i in new], config.image_size)
     return row
 
 
@@ -277,6 +281,7 @@ class Validation:
     box_inputs: object = None
     box_labels: np.ndarray | None = None
     boxes: list | None = None
+    box_new: np.ndarray | None = None  # bool: box-validation slices with no twin among the Training images
 
 
 def final_report(model, config: ModelConfig, data: RunData, args, device, use_amp: bool, log: RunLog, reference: torch.Tensor) -> dict:
@@ -364,6 +369,7 @@ def main(args: argparse.Namespace) -> int:
         val = Validation(frozen(data.val_images, "val") if has_val else None, data.val.labels if has_val else None, start)
         if boxes:
             val.box_inputs, val.box_labels, val.boxes = frozen(boxes.val_images, "boxes-val"), boxes.val_labels, boxes.val_boxes
+            val.box_new = boxes.val_new
     else:
         if device.type == "cuda":  # the whole decoded set on the GPU: no per-step host work
             train_images = train_images.to(device)
@@ -371,6 +377,7 @@ def main(args: argparse.Namespace) -> int:
         val = Validation(data.val_images if has_val else None, data.val.labels if has_val else None)
         if boxes:
             val.box_inputs, val.box_labels, val.boxes = boxes.val_images, boxes.val_labels, boxes.val_boxes
+            val.box_new = boxes.val_new
     masks = has_mask = None
     if boxes:
         masks = torch.cat([boxes.train_masks, boxes.extra_masks])
@@ -405,18 +412,21 @@ def main(args: argparse.Namespace) -> int:
     if args.resume:
         state = TrainState.restore(load_checkpoint(out / CHECKPOINT), model, optimizer, scheduler)
         log.line(f"resumed at epoch {state.epoch + 2} from {args.resume}")
-    if args.select_metric == "pointing":
+    if args.select_metric in POINTING:
         if val.box_inputs is None or val.inputs is None:
-            raise UsageError("--select-metric pointing needs --boxes and a validation split.")
+            raise UsageError(f"--select-metric {args.select_metric} needs --boxes and a validation split.")
+        if args.select_metric == "pointing_new" and not val.box_new.any():
+            raise UsageError("--select-metric pointing_new needs box-validation slices with no twin among the Training images, "
+                             "and every one here has one; choose --select-metric pointing.")
         if getattr(args, "start_val_acc", None) is None:  # the starting model's, recorded with the run's flags
             first = validate(model, val, config, device, args, use_amp)
             args.start_val_acc = first["val_acc"]
             log.line(f"start: val_acc {first['val_acc']:.4f} val_f1 {first['val_macro_f1']:.4f} "
-                     f"val pointing {first['val_pointing']:.3f} energy {first['val_energy']:.2f}")
+                     f"val pointing {first['val_pointing']:.3f} energy {first['val_energy']:.2f} new {first['val_pointing_new']:.3f}")
 
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
     aug = AugmentConfig(crop_scale=(args.crop_scale, 1.0)) if args.augment == "standard" else AugmentConfig.none()
-    metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "pointing": "val_pointing"}[args.select_metric]
+    metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", **POINTING}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []
     for epoch in range(state.epoch + 1, args.epochs):
         if args.finetune == "two-phase" and epoch == args.head_epochs:
@@ -433,11 +443,12 @@ def main(args: argparse.Namespace) -> int:
         row.update(epoch=epoch + 1, lr=lr, epoch_time_s=time.perf_counter() - epoch_start)
         state.history.append(row)
         value = row[metric_key] if not math.isnan(row[metric_key]) else row["val_acc"]
-        if args.select_metric == "pointing" and row["val_acc"] < args.start_val_acc - args.accuracy_slack:
+        if args.select_metric in POINTING and row["val_acc"] < args.start_val_acc - args.accuracy_slack:
             value = -math.inf  # lost too much accuracy to be kept
         state.improve(value, epoch, args.select_metric, model)
         state.epoch, state.wall_time_s = epoch, wall_before + time.perf_counter() - run_start
-        pointing = f"box {row['train_box_loss']:.4f} val pointing {row['val_pointing']:.3f} energy {row['val_energy']:.2f} " if boxes else ""
+        pointing = (f"box {row['train_box_loss']:.4f} val pointing {row['val_pointing']:.3f} energy {row['val_energy']:.2f} "
+                    f"new {row['val_pointing_new']:.3f} " if boxes else "")
         log.line(f"epoch {epoch + 1:3d}/{args.epochs} loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f} "
                  f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} val_f1 {row['val_macro_f1']:.4f} {pointing}"
                  f"lr {lr:.2e} {row['img_per_s']:.0f} img/s {row['epoch_time_s']:.1f}s")
@@ -465,6 +476,7 @@ def main(args: argparse.Namespace) -> int:
             kept = next(row for row in state.history if row["epoch"] == state.best_epoch)
             config.metrics["localisation_validation"] = {
                 "val_pointing": kept["val_pointing"], "val_energy": kept["val_energy"], "n": len(val.box_labels),
+                "val_pointing_new": kept.get("val_pointing_new"), "n_new": int(val.box_new.sum()),
                 "measured_by": "training.fit (the box validation band of the boxed slices' train part)"}
         config.metrics["best_epoch"] = state.best_epoch
         config.provenance = provenance(args, data, device, state.wall_time_s, float(np.median(throughputs)) if throughputs else 0.0, world)

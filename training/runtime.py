@@ -136,7 +136,10 @@ class RunLog:
         if not self.active:
             return
         out.mkdir(parents=True, exist_ok=True)
-        if not (append and self.csv.exists()):
+        if append and self.csv.exists():  # a resumed run keeps its file's columns
+            with open(self.csv, newline="") as handle:
+                self.fields = next(csv.reader(handle), fields)
+        else:
             with open(self.csv, "w", newline="") as handle:
                 csv.writer(handle).writerow(fields)
         try:
