@@ -211,9 +211,10 @@ def boxed_copies(kaggle_dataset, folder, seen_validation=False):
 
     (folder / "glioma").mkdir(parents=True)
     unseen = folder / "unseen.png"
-    synthetic_slice(0, 777).save(unseen)
     if seen_validation:
         shutil.copy(sorted((kaggle_dataset / "Training" / "glioma_tumor").glob("Tr-0-*.png"))[0], unseen)
+    else:
+        synthetic_slice(0, 777).save(unseen)
     sources = sorted((kaggle_dataset / "Training" / "glioma_tumor").glob("Tr-0-00[0-4].png")) + [unseen] + \
         sorted((kaggle_dataset / "Testing" / "glioma_tumor").glob("Te-0-00[0-2].png"))
     numbers = [BOX_VAL_FROM["glioma"] - GUARD - 10 + k for k in range(5)] + [BOX_VAL_FROM["glioma"]] + [EVAL_FROM["glioma"] + k for k in range(3)]

@@ -368,18 +368,17 @@ def main(args: argparse.Namespace) -> int:
         inputs = inputs if len(inputs) > 1 else inputs[0]
         val = Validation(frozen(data.val_images, "val") if has_val else None, data.val.labels if has_val else None, start)
         if boxes:
-            val.box_inputs, val.box_labels, val.boxes = frozen(boxes.val_images, "boxes-val"), boxes.val_labels, boxes.val_boxes
-            val.box_new = boxes.val_new
+            val.box_inputs = frozen(boxes.val_images, "boxes-val")
     else:
         if device.type == "cuda":  # the whole decoded set on the GPU: no per-step host work
             train_images = train_images.to(device)
         inputs = train_images
         val = Validation(data.val_images if has_val else None, data.val.labels if has_val else None)
         if boxes:
-            val.box_inputs, val.box_labels, val.boxes = boxes.val_images, boxes.val_labels, boxes.val_boxes
-            val.box_new = boxes.val_new
+            val.box_inputs = boxes.val_images
     masks = has_mask = None
     if boxes:
+        val.box_labels, val.boxes, val.box_new = boxes.val_labels, boxes.val_boxes, boxes.val_new
         masks = torch.cat([boxes.train_masks, boxes.extra_masks])
         has_mask = torch.cat([boxes.train_has_mask, torch.ones(len(boxes.extra_labels), dtype=torch.bool)])
     if args.pseudo_boxes:
