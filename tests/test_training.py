@@ -14,10 +14,13 @@ import pytest
 import torch
 
 from brain_tumor import CLASSES, Classifier
+from brain_tumor.errors import UsageError
 from tests.helpers import PYTHON, ROOT, make_kaggle_dataset, one_sentence, run_module, synthetic_slice
 from training import twins
 from training.augment import AugmentConfig, augment
-from training.data import DatasetError, discover
+from training.choose import RunFigures, choose, read_run, table
+from training.data import DatasetError, SplitRecipe, discover
+from training.fit import epoch_batches, get_args_parser, resolve_args
 
 FAST = ["--image-size", "32", "--batch-size", "8", "--workers", "1", "--device", "cpu"]
 
@@ -253,6 +256,30 @@ def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_datase
     assert all(torch.equal(start[k], v) for k, v in classifier.model.state_dict().items() if k.startswith(("conv1", "layer")))
     assert len(list((tmp_path / "cache").glob("frozen-resnet50_gated-layer4-*.npz"))) == 4  # train, boxed slices, val, box validation
     assert "Traceback" not in result.stderr
+    # training.choose reads the kept epoch back, and holds it to the accuracy rule it is given.
+    figures = read_run(out)
+    kept = next(r for r in rows if int(r["epoch"]) == config.metrics["best_epoch"])
+    assert figures.val_acc == float(kept["val_acc"]) and figures.pointing_new == float(kept["val_pointing_new"])
+    assert choose([figures], "pointing_new", 0.0, 0.0) is figures and choose([figures], "pointing_new", 1.0, 0.0) is None
+
+
+def test_choose_takes_the_best_pointing_among_runs_within_the_accuracy_rule(tmp_path):
+    a, b, c, old = (RunFigures(tmp_path / n, 3, acc, 0.8, new) for n, acc, new in
+                    (("a", 0.985, 0.70), ("b", 0.990, 0.74), ("c", 0.975, 0.90), ("old", 0.990, None)))
+    assert choose([a, b, c, old], "pointing_new", 0.9877, 0.005) is b  # c lost too much accuracy; old has no such figure
+    assert choose([a, old], "pointing", 0.9877, 0.005) is old  # a tie on the figure goes to the higher accuracy
+    assert "below the accuracy rule" in table([a, b, c], b, 0.9877, 0.005).splitlines()[4]
+    with pytest.raises(UsageError, match="not a finished training.fit run"):
+        read_run(tmp_path / "a")
+
+
+def test_a_training_seed_changes_the_batches_and_not_the_split():
+    args = resolve_args(get_args_parser().parse_args(["--seed", "3", "--out", "x"]))
+    assert args.train_seed == 3
+    other = resolve_args(get_args_parser().parse_args(["--seed", "3", "--train-seed", "4", "--out", "x"]))
+    assert SplitRecipe.from_mapping(vars(args)) == SplitRecipe.from_mapping(vars(other))
+    order = [epoch_batches(64, run, 0, 0, 1, torch.device("cpu"))[0] for run in (args, other)]
+    assert not torch.equal(*order)
 
 
 @pytest.mark.slow  # two runs

@@ -65,7 +65,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of Training held out for validation (twin groups kept whole)")
     p.add_argument("--val-data", default=None, help="a separate validation folder of class folders, instead of --val-fraction")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the validation split, and the training unless --train-seed is given")
+    p.add_argument("--train-seed", type=int, default=None,
+                   help="seeds initialisation, batch order and augmentation only (default: --seed): several runs on one split")
     p.add_argument("--max-per-class", type=int, default=None, help="cap images per class in every split (quick runs)")
     p.add_argument("--workers", type=int, default=0, help="processes decoding images (0: one per core, up to 16)")
     p.add_argument("--resume", default=None, help="a run folder to continue from its checkpoint.pt")
@@ -121,6 +123,8 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, key, value)
     if args.image_size is None:
         args.image_size = get_architecture(args.model).image_size
+    if args.train_seed is None:
+        args.train_seed = args.seed
     args.out = args.out or f"runs/{args.model}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     return args
 
@@ -180,7 +184,7 @@ def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, 
 
 def epoch_batches(n: int, args, epoch: int, rank: int, world: int, device) -> list[torch.Tensor]:
     """This process's shuffled batches; every process takes the same number of steps (DDP would wait forever)."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed * 1000 + epoch))[rank::world]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.train_seed * 1000 + epoch))[rank::world]
     batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
     if len(batches) > 1 and len(batches[-1]) < 2:
         batches = batches[:-1]  # BatchNorm cannot train on one image
@@ -195,7 +199,7 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
             module.eval()
     gate_input = get_architecture(args.model).gate_input if items.masks is not None else None
-    generator = torch.Generator(device=device).manual_seed(args.seed * 7919 + epoch * 104729 + rank)
+    generator = torch.Generator(device=device).manual_seed(args.train_seed * 7919 + epoch * 104729 + rank)
     totals = torch.zeros(4, device=device)  # loss sum, correct, count, box loss sum
     start = time.perf_counter()
     bar = tqdm(epoch_batches(len(items), args, epoch, rank, world, device), desc=f"epoch {epoch + 1}/{args.epochs}",
@@ -323,7 +327,7 @@ def main(args: argparse.Namespace) -> int:
     log = RunLog(out, rank, FIELDS, append=bool(args.resume))
     device = pick_device(args.device, local_rank)
     use_amp = args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda")
-    seed_everything(args.seed + rank)
+    seed_everything(args.train_seed + rank)
     log.line(f"run {out} on {device} (world {world}); recipe: " + json.dumps({k: v for k, v in vars(args).items() if k != 'resume'}))
 
     # 1. Data: decoded once, with the one validation split (training.data.load_run_data).

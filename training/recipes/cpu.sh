@@ -53,6 +53,10 @@ gated_w() { gated --init weights/resnet50_gated --lr 1e-4 --out "$runs/gated-w" 
 #    (its run folder, float32): W's 1e-4 cost 2.5-5 points of validation accuracy in its first epochs.
 gated_w2() { gated --init "$runs/gated-j/weights" --lr 2e-5 --warmup-epochs 0.3 --out "$runs/gated-w2" --epochs 5 --box-weight 1 \
   --box-mass-weight 1; }
+# W3: as W2 with another training seed (same split), the epoch kept by the box validation's slices with no Training twin
+#    (--select-metric pointing_new), the selection declared after W2 (whose gain on new patients the full box validation missed).
+gated_w3() { gated --init "$runs/gated-j/weights" --lr 2e-5 --warmup-epochs 0.3 --out "$runs/gated-w3" --epochs 5 --box-weight 1 \
+  --box-mass-weight 1 --train-seed 1 --select-metric pointing_new; }
 
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
