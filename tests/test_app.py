@@ -195,6 +195,7 @@ def test_the_mcp_tool_is_listed_and_answers(app_server):
     assert not result.isError and "'label': 'meningioma'" in text and "'probabilities'" in text and "'warning': None" in text
 
 
+@pytest.mark.slow  # builds the whole page (9 s)
 def test_safe_launch_defaults(monkeypatch):
     import gradio as gr
 

@@ -79,7 +79,7 @@ def test_report_names_what_it_shows(tiny_baseline):
 
 
 @pytest.mark.parametrize("args, fragment", [(["--weights", "/nonexistent/weights"], "does not exist"),
-                                            (["--layer", "layer9"], "not a layer")])
+                                            pytest.param(["--layer", "layer9"], "not a layer", marks=pytest.mark.slow)])
 def test_wrong_options_are_one_sentence(tiny_baseline, args, fragment):
     if "--layer" in args:
         args = ["--weights", str(tiny_baseline), *args]

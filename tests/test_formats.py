@@ -11,6 +11,7 @@ from brain_tumor import Classifier, preprocess
 from tests.helpers import EXAMPLES, colour_photo, one_sentence, run_module, save_tiny_model
 
 
+@pytest.mark.slow  # a timm model built and traced (7 s)
 def test_a_timm_export_gives_identical_logits(tiny_resnet, tmp_path):
     timm = pytest.importorskip("timm")
     out = tmp_path / "timm"

@@ -160,6 +160,7 @@ def test_one_python_call_answers_a_file_a_folder_or_a_list_of_files(tiny, tmp_pa
     assert "holds 2 scans" in str(caught.value) and one_sentence(str(caught.value))
 
 
+@pytest.mark.slow  # two command-line processes (20 s); test_app's classify_scan test covers the same scans quickly
 def test_the_command_line_answers_a_volume_and_a_zipped_series(tiny_baseline, tmp_path):
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as handle:

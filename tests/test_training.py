@@ -25,7 +25,7 @@ from training.fit import epoch_batches, get_args_parser, resolve_args
 FAST = ["--image-size", "32", "--batch-size", "8", "--workers", "1", "--device", "cpu"]
 
 
-@pytest.mark.parametrize("model", ["baseline", "resnet50"])
+@pytest.mark.parametrize("model", ["baseline", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_one_epoch_fit_exports_a_loadable_weights_folder(model, kaggle_dataset, tmp_path):
     out = tmp_path / "run"
     run_module("training.fit", "--model", model, "--init", "scratch", "--data", kaggle_dataset, "--out", out, "--epochs", "1",
