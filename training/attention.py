@@ -26,6 +26,10 @@ from training.data import RunData, decode_images
 from training.frozen import Inputs, forward_from, take
 from training.localisation import score_maps
 
+# The box-validation figures an epoch or a run can be chosen by: the whole box validation, or its slices with no twin
+# among the Training images (new patients' slices only); each name is its column in a run's metrics.csv.
+POINTING = {"pointing": "val_pointing", "pointing_new": "val_pointing_new"}
+
 
 def carry_boxes(slices: list[BoxedSlice], slice_images: torch.Tensor, labels: np.ndarray, thumbs: torch.Tensor,
                 threshold: float = twins.DEFAULT_THRESHOLD) -> dict[int, tuple[float, float, float, float]]:

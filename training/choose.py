@@ -19,14 +19,12 @@ from pathlib import Path
 
 from brain_tumor.errors import UsageError, exit_status
 from brain_tumor.weights import CONFIG_NAME
-
-METRICS = {"pointing": "val_pointing", "pointing_new": "val_pointing_new"}
-
+from training.attention import POINTING
 
 @dataclasses.dataclass
 class RunFigures:
     run: Path
-    epoch: int | None
+    epoch: int
     val_acc: float
     pointing: float
     pointing_new: float | None
@@ -72,7 +70,7 @@ def table(runs: list[RunFigures], chosen: RunFigures | None, reference_accuracy:
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="training.fit run folders trained with --boxes")
-    p.add_argument("--metric", choices=sorted(METRICS), default="pointing_new",
+    p.add_argument("--metric", choices=sorted(POINTING), default="pointing_new",
                    help="pointing: the whole box validation; pointing_new: its slices with no twin among the Training images")
     p.add_argument("--reference-accuracy", type=float, default=0.9877,
                    help="the validation accuracy a run is held to (the shipped ResNet-50's: 0.9877)")

@@ -31,7 +31,7 @@ from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, mo
 from brain_tumor.preprocess import normalize
 from brain_tumor.weights import load_model, save_weights
 from training import twins
-from training.attention import class_activation, gate_loss, load_box_data, localisation_scores, masks_for, pseudo_boxes
+from training.attention import POINTING, class_activation, gate_loss, load_box_data, localisation_scores, masks_for, pseudo_boxes
 from training.augment import AugmentConfig
 from training.calibration import fit_temperature, ood_section
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
@@ -42,7 +42,6 @@ from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all
 
 FIELDS = ["epoch", "train_loss", "train_acc", "train_box_loss", "val_loss", "val_acc", "val_macro_f1", "val_pointing", "val_energy",
           "val_pointing_new", "val_energy_new", "lr", "img_per_s", "epoch_time_s"]
-POINTING = {"pointing": "val_pointing", "pointing_new": "val_pointing_new"}  # --select-metric choices scored on the box validation
 RESUMABLE = {"resume", "epochs", "device", "workers", "cache_dir", "patience"}  # flags a resumed run may change
 
 
