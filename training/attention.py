@@ -99,7 +99,7 @@ def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, thr
     if mirrored:
         extra_images = torch.cat([extra_images, extra_images.flip(-1)])
         extra_labels, extra_masks = np.concatenate([extra_labels, extra_labels]), torch.cat([extra_masks, extra_masks.flip(-1)])
-    new = np.asarray(twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold), dtype=bool)
+    new = twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold)
     notes = {"boxed_slices_trained_on": len(extra), "mirrored": mirrored, "boxes_carried_to_training_images": len(carried),
              "boxed_slices_left_out_as_twins_of_validation": int(near_val.sum()), "box_validation": len(held),
              "box_validation_without_training_twin": int(new.sum())}

@@ -30,7 +30,7 @@ class RunFigures:
     pointing_new: float | None
 
     def value(self, metric: str) -> float:
-        figure = self.pointing if metric == "pointing" else self.pointing_new
+        figure = getattr(self, metric)  # the fields are named as training.attention.POINTING's choices
         return -math.inf if figure is None or math.isnan(figure) else figure
 
 

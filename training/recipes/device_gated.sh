@@ -28,7 +28,7 @@ start=$(date +%s)
 for seed in 0 1 2; do
   bash training/recipes/h100.sh "$data" "$runs" "gated_whole_s$seed" > "$runs/gated-whole-s$seed.log" 2>&1 \
     || echo "seed $seed failed: the end of its log follows"
-  grep -v "it/s" "$runs/gated-whole-s$seed.log" | tail -n 12
+  tr '\r' '\n' < "$runs/gated-whole-s$seed.log" | grep -v "it/s\|s/it" | tail -n 12  # the log without tqdm's bars
   echo "seed $seed: $(( $(date +%s) - start )) s since the start"
 done
 finished=()
