@@ -87,6 +87,14 @@ def _localisation_text(config: ModelConfig) -> str:
             f"at the centre of the head) scores {prior.get('pointing_game', float('nan')):.0%} and {prior.get('energy_ratio', float('nan')):.1f}×.")
 
 
+def _explained_layer(config: ModelConfig) -> str:
+    """Where the default heatmap is read: the weights' own choice, else the architecture's layer, as people should read it."""
+    if config.explanation.get("layer"):
+        return config.explanation["layer"]
+    entry = ARCHITECTURES.get(config.architecture)
+    return entry.cam_reading(entry.cam_layer)[0] if entry and entry.cam_layer in entry.cam_readings else "the last convolutional block"
+
+
 def model_card(config: ModelConfig, name: str | None = None) -> str:
     from huggingface_hub import ModelCard
 
@@ -113,7 +121,7 @@ Classifies one 2D brain MRI slice as one of: {", ".join(config.classes)}, with a
 - Architecture: {display_name(config.architecture)}, head `{config.head}`
 - Input: RGB, resized to {config.image_size}×{config.image_size}, normalised with mean {list(config.mean)} and std {list(config.std)}
 - Output: {len(config.classes)} logits, divided by the temperature {config.temperature:.3f} before the softmax
-- Heatmap: {config.explanation.get("method", "gradcam")} at {config.explanation.get("layer", "the last convolutional block")}
+- Heatmap: {config.explanation.get("method", "gradcam")} at {_explained_layer(config)}
 - Weights: safetensors ({config.weights_dtype}), sha256 of each file in `config.json`
 
 ## Training

@@ -3,6 +3,7 @@ features, dataset layouts, push (faked Hub), and one-sentence errors from every 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -14,12 +15,14 @@ import pytest
 import torch
 
 from brain_tumor import CLASSES, Classifier
+from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UsageError
+from brain_tumor.weights import save_weights
 from tests.helpers import PYTHON, ROOT, make_kaggle_dataset, one_sentence, run_module, synthetic_slice
 from training import twins
 from training.augment import AugmentConfig, augment
 from training.choose import RunFigures, choose, read_run, table
-from training.data import DatasetError, SplitRecipe, discover
+from training.data import DatasetError, SplitRecipe, discover, split_recipe_of
 from training.fit import epoch_batches, get_args_parser, resolve_args
 
 FAST = ["--image-size", "32", "--batch-size", "8", "--workers", "1", "--device", "cpu"]
@@ -261,6 +264,25 @@ def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_datase
     kept = next(r for r in rows if int(r["epoch"]) == config.metrics["best_epoch"])
     assert figures.val_acc == float(kept["val_acc"]) and figures.pointing_new == float(kept["val_pointing_new"])
     assert choose([figures], "pointing_new", 0.0, 0.0) is figures and choose([figures], "pointing_new", 1.0, 0.0) is None
+    # training.soup averages it with a copy whose head moved, judges the average as a run's kept epoch, and choose reads it.
+    state = classifier.model.state_dict()
+    moved = {k: v + 1.0 if k == "fc.bias" else v for k, v in state.items()}
+    save_weights(moved, ModelConfig.load(out / "weights" / "config.json"), tmp_path / "moved")
+    soup = tmp_path / "soup"
+    result = run_module("training.soup", out, tmp_path / "moved", "--out", soup, "--cache-dir", tmp_path / "cache")
+    mixed = Classifier.from_pretrained(soup / "weights")
+    assert torch.allclose(mixed.model.state_dict()["fc.bias"], state["fc.bias"] + 0.5)
+    assert torch.equal(mixed.model.state_dict()["layer4.0.conv1.weight"], state["layer4.0.conv1.weight"])
+    assert [m["folder"] for m in mixed.config.provenance["soup"]] == [str(out / "weights"), str(tmp_path / "moved")]
+    assert {"test", "test_clean", "validation", "localisation_validation"} <= set(mixed.config.metrics)
+    assert split_recipe_of(mixed.config) == split_recipe_of(config)  # later commands rebuild the members' split
+    assert "(training.soup) of" in (soup / "weights" / "README.md").read_text()
+    souped = read_run(soup)
+    assert souped.epoch is None and souped.val_acc == mixed.config.metrics["validation"]["accuracy"]
+    assert read_run(soup / "weights") == dataclasses.replace(souped, run=soup / "weights")  # a soup's weights folder alone
+    assert "| soup |" in table([figures, souped], None, 0.0, 1.0)
+    failed = run_module("training.soup", out, tiny_resnet, "--out", tmp_path / "mixed", expect=2)
+    assert "a soup averages one architecture." in failed.stderr and "Traceback" not in failed.stderr
 
 
 def test_choose_takes_the_best_pointing_among_runs_within_the_accuracy_rule(tmp_path):
@@ -269,7 +291,7 @@ def test_choose_takes_the_best_pointing_among_runs_within_the_accuracy_rule(tmp_
     assert choose([a, b, c, old], "pointing_new", 0.9877, 0.005) is b  # c lost too much accuracy; old has no such figure
     assert choose([a, old], "pointing", 0.9877, 0.005) is old  # a tie on the figure goes to the higher accuracy
     assert "below the accuracy rule" in table([a, b, c], b, 0.9877, 0.005).splitlines()[4]
-    with pytest.raises(UsageError, match="not a finished training.fit run"):
+    with pytest.raises(UsageError, match="not a finished training.fit"):
         read_run(tmp_path / "a")
 
 

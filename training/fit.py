@@ -9,7 +9,6 @@ computed once and cached, so a CPU trains the rest in minutes. Every flag is doc
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import math
@@ -28,16 +27,13 @@ from brain_tumor.classes import CLASSES
 from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UsageError, UserError, WeightsError, exit_status
 from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, model_config
-from brain_tumor.preprocess import normalize
 from brain_tumor.weights import load_model, save_weights
 from training import twins
-from training.attention import POINTING, class_activation, gate_loss, load_box_data, localisation_scores, masks_for, pseudo_boxes
+from training.attention import POINTING, gate_loss, load_box_data, masks_for, pseudo_boxes
 from training.augment import AugmentConfig
-from training.calibration import fit_temperature, ood_section
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
-from training.frozen import TrainItems, as_tuple, forward_from, frozen_outputs, take
-from training.metrics import classification_metrics
-from training.report import measure, predict_logits
+from training.frozen import TrainItems, as_tuple, forward_from, frozen_outputs
+from training.report import Validation, box_validation_record, final_report, validate
 from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, pick_device, seed_everything, setup_distributed, teardown, unwrap
 
 FIELDS = ["epoch", "train_loss", "train_acc", "train_box_loss", "val_loss", "val_acc", "val_macro_f1", "val_pointing", "val_energy",
@@ -237,77 +233,6 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
             "img_per_s": count / elapsed, "train_time_s": elapsed}
 
 
-@torch.no_grad()
-def outputs_of(model, architecture: str, inputs, start: str | None, config: ModelConfig, device, batch_size: int, use_amp: bool,
-               labels: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """float32 logits of uint8 images (start None) or of cached frozen outputs; with labels, also each item's
-    class activation map at the architecture's explained layer (Grad-CAM there, for a linear head on a pool)."""
-    was_training = model.training
-    model.eval()
-    cam_layer = get_architecture(architecture).cam_layer if labels is not None else None
-    logits, cams = [], []
-    for begin in range(0, len(inputs[0] if isinstance(inputs, tuple) else inputs), batch_size):
-        end = begin + batch_size
-        x = take(inputs, begin, end, device) if start else normalize(inputs[begin:end].to(device), config.mean, config.std)
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=use_amp):
-            out, kept = forward_from(model, architecture, x, start, cam_layer)
-        logits.append(out.float().cpu())
-        if cam_layer:
-            cams.append(class_activation(kept.float(), model.fc.weight.float(), torch.from_numpy(labels[begin:end]).to(device)).cpu())
-    model.train(was_training)
-    if not logits:
-        return torch.empty(0, len(config.classes)), None
-    return torch.cat(logits), (torch.cat(cams) if cams else None)
-
-
-def validate(model, val: "Validation", config, device, args, use_amp: bool) -> dict:
-    row = {}
-    if val.inputs is not None:
-        logits, _ = outputs_of(model, args.model, val.inputs, val.start, config, device, args.eval_batch_size, use_amp)
-        metrics = classification_metrics(torch.softmax(logits, 1).numpy(), val.labels)
-        row.update(val_loss=float(F.cross_entropy(logits, torch.from_numpy(val.labels))), val_acc=metrics["accuracy"],
-                   val_macro_f1=metrics["macro_f1"])
-    if val.box_inputs is not None:
-        _, cams = outputs_of(model, args.model, val.box_inputs, val.start, config, device, args.eval_batch_size, use_amp, val.box_labels)
-        row["val_pointing"], row["val_energy"] = localisation_scores(cams, val.boxes, config.image_size)
-        new = np.flatnonzero(val.box_new)
-        row["val_pointing_new"], row["val_energy_new"] = localisation_scores(cams[new], [val.boxes[i] for i in new], config.image_size)
-    return row
-
-
-@dataclasses.dataclass
-class Validation:
-    """What each epoch is judged on: the validation images (or their frozen outputs), and the box validation."""
-    inputs: object
-    labels: np.ndarray | None
-    start: str | None = None
-    box_inputs: object = None
-    box_labels: np.ndarray | None = None
-    boxes: list | None = None
-    box_new: np.ndarray | None = None  # bool: box-validation slices with no twin among the Training images
-
-
-def final_report(model, config: ModelConfig, data: RunData, args, device, use_amp: bool, log: RunLog, reference: torch.Tensor) -> dict:
-    """Fit the temperature and the out-of-distribution bounds on validation; measure validation and Testing
-    (clean: the test images with no twin among `reference`, the thumbnails of everything trained on)."""
-    metrics: dict = {}
-    if data.val is not None and len(data.val):
-        logits = predict_logits(model, data.val_images, config, device, args.eval_batch_size, use_amp)
-        config.temperature = fit_temperature(logits, torch.from_numpy(data.val.labels))
-        before = classification_metrics(torch.softmax(logits, 1).numpy(), data.val.labels)["ece"]
-        metrics["validation"] = classification_metrics(torch.softmax(logits / config.temperature, 1).numpy(), data.val.labels)
-        metrics["validation"]["ece_before_temperature"] = before
-        log.line(f"temperature {config.temperature:.3f}: validation ECE {before:.4f} -> {metrics['validation']['ece']:.4f}")
-        config.ood = ood_section(model, config, data.val_images, device)
-    if data.test is not None:
-        logits = predict_logits(model, data.test_images, config, device, args.eval_batch_size, use_amp)
-        found = measure(torch.softmax(logits / config.temperature, 1).numpy(), data.test, data.test_images, reference, args.twin_threshold)
-        metrics.update(test=found["all"], test_clean=found["clean"], leaked=found["leaked"])
-        log.line(f"Testing: all {found['all']['accuracy']:.4f} (n={found['all']['n']}), clean {found['clean']['accuracy']:.4f} "
-                 f"(n={found['clean']['n']}, macro-F1 {found['clean']['macro_f1']:.4f}), leaked {found['leaked']}")
-    return metrics
-
-
 def provenance(args, data: RunData, device: torch.device, wall_time: float, throughput: float, world: int) -> dict:
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
     recipe = {k: v for k, v in sorted(vars(args).items()) if k not in ("out", "resume", "workers", "cache_dir", "device")}
@@ -421,7 +346,7 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError("--select-metric pointing_new needs box-validation slices with no twin among the Training images, "
                              "and every one here has one; choose --select-metric pointing.")
         if getattr(args, "start_val_acc", None) is None:  # the starting model's, recorded with the run's flags
-            first = validate(model, val, config, device, args, use_amp)
+            first = validate(model, args.model, val, config, device, args.eval_batch_size, use_amp)
             args.start_val_acc = first["val_acc"]
             log.line(f"start: val_acc {first['val_acc']:.4f} val_f1 {first['val_macro_f1']:.4f} "
                      f"val pointing {first['val_pointing']:.3f} energy {first['val_energy']:.2f} new {first['val_pointing_new']:.3f}")
@@ -437,7 +362,7 @@ def main(args: argparse.Namespace) -> int:
         epoch_start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         row = train_one_epoch(train_model, optimizer, scheduler, items, config, args, epoch, device, rank, world, use_amp, aug)
         throughputs.append(row["img_per_s"])
-        row.update(validate(model, val, config, device, args, use_amp))
+        row.update(validate(model, args.model, val, config, device, args.eval_batch_size, use_amp))
         if val.inputs is None:
             row.update(val_loss=row["train_loss"], val_acc=row["train_acc"], val_macro_f1=float("nan"))
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -473,13 +398,10 @@ def main(args: argparse.Namespace) -> int:
         if device.type == "cuda" and data.val_images is not None:
             data.val_images = data.val_images.to(device)
         reference = data.pool_thumbs if boxes is None else torch.cat([data.pool_thumbs, twins.thumbnails(boxes.extra_images)])
-        config.metrics = final_report(final, config, data, args, device, use_amp, log, reference)
+        config.metrics = final_report(final, config, data, device, args.eval_batch_size, use_amp, reference, args.twin_threshold, log.line)
         if boxes and state.best_epoch is not None:  # the kept epoch's own box-validation figures
             kept = next(row for row in state.history if row["epoch"] == state.best_epoch)
-            config.metrics["localisation_validation"] = {
-                "val_pointing": kept["val_pointing"], "val_energy": kept["val_energy"], "n": len(val.box_labels),
-                "val_pointing_new": kept.get("val_pointing_new"), "n_new": int(val.box_new.sum()),
-                "measured_by": "training.fit (the box validation band of the boxed slices' train part)"}
+            config.metrics["localisation_validation"] = box_validation_record(kept, val, "training.fit")
         config.metrics["best_epoch"] = state.best_epoch
         config.provenance = provenance(args, data, device, state.wall_time_s, float(np.median(throughputs)) if throughputs else 0.0, world)
         if boxes:

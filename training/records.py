@@ -6,11 +6,20 @@ from pathlib import Path
 
 from brain_tumor.card import model_card
 from brain_tumor.config import ModelConfig
+from brain_tumor.errors import UsageError
 from brain_tumor.weights import CARD_NAME, CONFIG_NAME
 
 CLASSIFICATION_KEYS = ("n", "accuracy", "macro_f1", "per_class", "confusion_matrix", "roc_auc", "ece")
 LOCALISATION_KEYS = ("method", "layer", "n", "part", "boxes", "pointing_game", "pointing_game_ci95", "energy_ratio",
                      "energy_ratio_ci95", "per_class", "accuracy")
+
+
+def weights_folder(path: Path) -> Path:
+    """A training run folder's weights/, or a weights folder itself."""
+    for folder in (path / "weights", path):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise UsageError(f"{path} is neither a weights folder nor a run folder with weights/{CONFIG_NAME}.")
 
 
 def _update(folder: Path, change) -> None:

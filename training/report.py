@@ -1,15 +1,24 @@
 """Judging a model on a split: batched inference over decoded images, and the honest measurement
-(all images, the clean ones with no near-duplicate in the training data, and the leaked rest)."""
+(all images, the clean ones with no near-duplicate in the training data, and the leaked rest); each epoch's
+validation (accuracy, and the box validation's pointing game), and the report every set of weights ends with
+(temperature, out-of-distribution bounds, Testing), whoever made them: training.fit or training.soup."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from brain_tumor.config import ModelConfig
+from brain_tumor.models import get_architecture
 from brain_tumor.preprocess import normalize
 from training import twins
-from training.data import Split
+from training.attention import class_activation, localisation_scores
+from training.calibration import fit_temperature, ood_section
+from training.data import RunData, Split
+from training.frozen import forward_from, take
 from training.metrics import classification_metrics
 
 
@@ -54,3 +63,85 @@ def measure(probs: np.ndarray, split: Split, images: torch.Tensor, reference_thu
         twin_threshold=threshold,
     )
     return result
+
+
+@torch.no_grad()
+def outputs_of(model, architecture: str, inputs, start: str | None, config: ModelConfig, device, batch_size: int, use_amp: bool,
+               labels: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """float32 logits of uint8 images (start None) or of cached frozen outputs; with labels, also each item's
+    class activation map at the architecture's explained layer (Grad-CAM there, for a linear head on a pool)."""
+    was_training = model.training
+    model.eval()
+    cam_layer = get_architecture(architecture).cam_layer if labels is not None else None
+    logits, cams = [], []
+    for begin in range(0, len(inputs[0] if isinstance(inputs, tuple) else inputs), batch_size):
+        end = begin + batch_size
+        x = take(inputs, begin, end, device) if start else normalize(inputs[begin:end].to(device), config.mean, config.std)
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=use_amp):
+            out, kept = forward_from(model, architecture, x, start, cam_layer)
+        logits.append(out.float().cpu())
+        if cam_layer:
+            cams.append(class_activation(kept.float(), model.fc.weight.float(), torch.from_numpy(labels[begin:end]).to(device)).cpu())
+    model.train(was_training)
+    if not logits:
+        return torch.empty(0, len(config.classes)), None
+    return torch.cat(logits), (torch.cat(cams) if cams else None)
+
+
+def validate(model, architecture: str, val: "Validation", config: ModelConfig, device, batch_size: int, use_amp: bool) -> dict:
+    """One round of validation: accuracy on the validation images, and the box validation's pointing game and energy
+    (all its slices, and those with no twin among the Training images)."""
+    row = {}
+    if val.inputs is not None:
+        logits, _ = outputs_of(model, architecture, val.inputs, val.start, config, device, batch_size, use_amp)
+        metrics = classification_metrics(torch.softmax(logits, 1).numpy(), val.labels)
+        row.update(val_loss=float(F.cross_entropy(logits, torch.from_numpy(val.labels))), val_acc=metrics["accuracy"],
+                   val_macro_f1=metrics["macro_f1"])
+    if val.box_inputs is not None:
+        _, cams = outputs_of(model, architecture, val.box_inputs, val.start, config, device, batch_size, use_amp,
+                             val.box_labels)
+        row["val_pointing"], row["val_energy"] = localisation_scores(cams, val.boxes, config.image_size)
+        new = np.flatnonzero(val.box_new)
+        row["val_pointing_new"], row["val_energy_new"] = localisation_scores(cams[new], [val.boxes[i] for i in new], config.image_size)
+    return row
+
+
+def box_validation_record(row: dict, val: "Validation", by: str) -> dict:
+    """The box-validation figures of one validate() row, as config.json's metrics record them."""
+    return {"val_pointing": row["val_pointing"], "val_energy": row["val_energy"], "n": len(val.box_labels),
+            "val_pointing_new": row.get("val_pointing_new"), "n_new": int(val.box_new.sum()),
+            "measured_by": f"{by} (the box validation band of the boxed slices' train part)"}
+
+
+@dataclasses.dataclass
+class Validation:
+    """What each epoch is judged on: the validation images (or their frozen outputs), and the box validation."""
+    inputs: object
+    labels: np.ndarray | None
+    start: str | None = None
+    box_inputs: object = None
+    box_labels: np.ndarray | None = None
+    boxes: list | None = None
+    box_new: np.ndarray | None = None  # bool: box-validation slices with no twin among the Training images
+
+
+def final_report(model, config: ModelConfig, data: RunData, device, batch_size: int, use_amp: bool, reference: torch.Tensor,
+                 twin_threshold: float, say=print) -> dict:
+    """Fit the temperature and the out-of-distribution bounds on validation; measure validation and Testing
+    (clean: the test images with no twin among `reference`, the thumbnails of everything trained on)."""
+    metrics: dict = {}
+    if data.val is not None and len(data.val):
+        logits = predict_logits(model, data.val_images, config, device, batch_size, use_amp)
+        config.temperature = fit_temperature(logits, torch.from_numpy(data.val.labels))
+        before = classification_metrics(torch.softmax(logits, 1).numpy(), data.val.labels)["ece"]
+        metrics["validation"] = classification_metrics(torch.softmax(logits / config.temperature, 1).numpy(), data.val.labels)
+        metrics["validation"]["ece_before_temperature"] = before
+        say(f"temperature {config.temperature:.3f}: validation ECE {before:.4f} -> {metrics['validation']['ece']:.4f}")
+        config.ood = ood_section(model, config, data.val_images, device)
+    if data.test is not None:
+        logits = predict_logits(model, data.test_images, config, device, batch_size, use_amp)
+        found = measure(torch.softmax(logits / config.temperature, 1).numpy(), data.test, data.test_images, reference, twin_threshold)
+        metrics.update(test=found["all"], test_clean=found["clean"], leaked=found["leaked"])
+        say(f"Testing: all {found['all']['accuracy']:.4f} (n={found['all']['n']}), clean {found['clean']['accuracy']:.4f} "
+                 f"(n={found['clean']['n']}, macro-F1 {found['clean']['macro_f1']:.4f}), leaked {found['leaked']}")
+    return metrics

@@ -58,6 +58,17 @@ gated_w2() { gated --init "$runs/gated-j/weights" --lr 2e-5 --warmup-epochs 0.3 
 gated_w3() { gated --init "$runs/gated-j/weights" --lr 2e-5 --warmup-epochs 0.3 --out "$runs/gated-w3" --epochs 5 --box-weight 1 \
   --box-mass-weight 1 --train-seed 1 --select-metric pointing_new; }
 
+# Soups (training.soup: the weights of runs that started from J averaged, no training; both declared before either was
+#    measured, with the rule of W3: the higher box-validation pointing game without a Training twin, ties by the whole box
+#    validation, within the accuracy rule). W2+W3, and J+W2+W3 (J, W2 and W3 as trained: their run folders, float32).
+gated_soup_w23() { python -m training.soup "$runs/gated-w2" "$runs/gated-w3" --out "$runs/gated-soup-w23"; }
+gated_soup_jw23() { python -m training.soup "$runs/gated-j" "$runs/gated-w2" "$runs/gated-w3" --out "$runs/gated-soup-jw23"; }
+# W4: as W3 with a third training seed (--train-seed 2) over 3 epochs (what the session's time allowed), declared as a
+#    member of the soup after it: J+W2+W3+W4 (W4's exported weights), judged against the shipped soup by the same rule.
+gated_w4() { gated --init "$runs/gated-j/weights" --lr 2e-5 --warmup-epochs 0.3 --out "$runs/gated-w4" --epochs 3 --box-weight 1 \
+  --box-mass-weight 1 --train-seed 2 --select-metric pointing_new; }
+gated_soup_jw234() { python -m training.soup "$runs/gated-j" "$runs/gated-w2" "$runs/gated-w3" "$runs/gated-w4" --out "$runs/gated-soup-jw234"; }
+
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
 #   A: box weight 3, SGD 0.01, layer4's batch norm training, 10 epochs: validation accuracy fell 1-2 points; not exported.

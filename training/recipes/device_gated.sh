@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call for issue 16: the gated ResNet-50's whole network with the box loss, three training seeds
-# (h100.sh gated_whole_s0..s2), the run chosen by training.choose on validation alone, and what comes back packed
+# (h100.sh gated_whole_s0..s2) and their soup (training.soup), the one chosen by training.choose on validation alone
+# against the shipped weights/resnet50_gated, and what comes back packed
 # under $OUT: every run's log, metrics and config and the chosen run's float16 weights, in pieces below 16 MiB.
 # The evaluation part and the blanked boxes are measured afterwards, here, on the chosen weights, by
 # training.evaluate_cam and training.diagnose, never to choose.
@@ -33,10 +34,14 @@ for seed in 0 1 2; do
 done
 finished=()
 for run in "$runs"/gated-whole-s*/; do [ -f "$run/weights/config.json" ] && finished+=("${run%/}"); done
-if python -m training.choose "${finished[@]}" --metric pointing_new > "$runs/choice.md" 2>&1; then
-  cp -r "$(tail -n 1 "$runs/choice.md")/weights" "$runs/chosen-weights"
+# The seeds' soup (training.soup) competes too, and the shipped soup (weights/resnet50_gated) is the one to beat.
+[ ${#finished[@]} -ge 2 ] && python -m training.soup "${finished[@]}" --out "$runs/gated-whole-soup" > "$runs/gated-whole-soup.log" 2>&1 \
+  && finished+=("$runs/gated-whole-soup")
+if python -m training.choose weights/resnet50_gated "${finished[@]}" --metric pointing_new > "$runs/choice.md" 2>&1; then
+  chosen=$(tail -n 1 "$runs/choice.md")  # weights/resnet50_gated itself when nothing new beats it
+  [ -d "$chosen/weights" ] && cp -r "$chosen/weights" "$runs/chosen-weights"
 fi
 cat "$runs/choice.md"
-tar czf - -C "$runs" --exclude='checkpoint.pt' --exclude='gated-whole-s*/weights/*.safetensors' --exclude='tensorboard' --exclude='cache' --exclude='out' . \
+tar czf - -C "$runs" --exclude='checkpoint.pt' --exclude='gated-whole-s*/weights/*.safetensors' --exclude='gated-whole-soup/weights/*.safetensors' --exclude='tensorboard' --exclude='cache' --exclude='out' . \
   | split -b 15m - "$out/gated-whole.tgz."
 ls -l "$out"

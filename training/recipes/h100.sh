@@ -24,16 +24,17 @@ baseline_ref()  { fit --model baseline --out "$runs/baseline-ref"; }
 baseline_long() { fit --model baseline --out "$runs/baseline-long" --epochs 40 --lr 1e-3 --warmup-epochs 1; }
 baseline_c()    { fit --model baseline --out "$runs/baseline-c" --epochs 100 --lr 5e-4 --warmup-epochs 2; }
 
-# The gated ResNet-50 (issue 16's GPU route): from J (weights/resnet50_gated) the whole network trains with the box loss on
-# augmented images, as W2 on the CPU (AdamW 2e-5, batch 32) for more epochs; each run keeps the epoch with the best
-# box-validation pointing game on the slices with no Training twin (--select-metric pointing_new) among those with at least
-# 98.27% validation accuracy (--accuracy-slack 0.0015 under J's 98.42%: the between-attempt rule's floor, 0.5 points under
-# the shipped ResNet-50's 98.77%). Three training seeds on the one split; training.choose then applies the rule across them
+# The gated ResNet-50 (issue 16's GPU route): from the shipped weights/resnet50_gated (the soup of J, W2 and W3; validation
+# 98.77%) the whole network trains with the box loss on augmented images, as W2 on the CPU (AdamW 2e-5, batch 32) for more
+# epochs; each run keeps the epoch with the best box-validation pointing game on the slices with no Training twin
+# (--select-metric pointing_new) among those with at least 98.27% validation accuracy (--accuracy-slack 0.005 under the
+# start's 98.77%: the between-attempt rule's floor, 0.5 points under the shipped ResNet-50's 98.77%). Three training seeds
+# on the one split; training.choose then applies the rule across them, their soup and the shipped soup
 # (training/recipes/device_gated.sh runs all of it in one device call). BOXES: the figshare box folder.
 boxes=${BOXES:-../shared/data/figshare-tumour-boxes}
 gated_whole()   { fit --model resnet50_gated --init weights/resnet50_gated --boxes "$boxes" --optimizer adamw --lr 2e-5 \
                       --warmup-epochs 1 --epochs 20 --batch-size 32 --label-smoothing 0.1 --box-weight 1 --box-mass-weight 1 \
-                      --select-metric pointing_new --accuracy-slack 0.0015 --max-minutes 2.5 "$@" ${FIT_EXTRA:-}; }  # FIT_EXTRA: flags for a dry run
+                      --select-metric pointing_new --accuracy-slack 0.005 --max-minutes 2.5 "$@" ${FIT_EXTRA:-}; }  # FIT_EXTRA: flags for a dry run
 gated_whole_s0() { gated_whole --train-seed 0 --out "$runs/gated-whole-s0"; }
 gated_whole_s1() { gated_whole --train-seed 1 --out "$runs/gated-whole-s1"; }
 gated_whole_s2() { gated_whole --train-seed 2 --out "$runs/gated-whole-s2"; }

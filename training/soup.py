@@ -1,0 +1,102 @@
+"""Average the weights of runs that share an architecture and a validation split (a uniform model soup), and end it
+as every training.fit run ends: `python -m training.soup RUN_OR_WEIGHTS... --out DIR`.
+
+Runs fine-tuned from one starting point tend to lie in one basin of the loss, where the average of their weights can
+be better than each of them (Wortsman et al., 2022, "Model soups"). The soup is judged as a run's kept epoch is:
+validation accuracy and, for runs trained with --boxes, the box validation (training.report.validate); then the
+temperature, the out-of-distribution bounds and Testing (training.report.final_report), exported with its config and
+model card to DIR/weights. `training.choose` reads a soup folder as it reads a run, so a soup competes with its members
+under the same rule. Nothing here reads the evaluation part of the boxes; Testing is measured only for the record.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from brain_tumor.errors import UsageError, exit_status
+from brain_tumor.weights import load_model, save_weights
+from training import twins
+from training.attention import load_box_data
+from training.data import DEFAULT_CACHE, cache_folder, load_run_data, split_recipe_of
+from training.records import weights_folder
+from training.report import Validation, box_validation_record, final_report, validate
+
+
+def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean of each floating-point tensor (batch-norm statistics too); counters are taken from the first."""
+    return {key: (torch.stack([s[key].double() for s in states]).mean(0).to(value.dtype) if value.is_floating_point() else value)
+            for key, value in states[0].items()}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("members", nargs="+", type=Path, help="training.fit run folders or weights folders, at least two")
+    p.add_argument("--out", type=Path, required=True, help="folder for the soup (weights/, summary.json)")
+    p.add_argument("--data", default=None, help="the dataset the members were trained on, if it now lies elsewhere")
+    p.add_argument("--boxes", default=None, help="the boxed slices the members were trained with, if they now lie elsewhere")
+    p.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32", help="dtype of the exported safetensors")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where decoded images are cached ('' to disable)")
+    p.add_argument("--eval-batch-size", type=int, default=64)
+    p.add_argument("--no-test", action="store_true", help="skip the Testing report")
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    if len(args.members) < 2:
+        raise UsageError("A soup averages two or more runs; name at least two.")
+    folders = [weights_folder(path) for path in args.members]
+    loaded = [load_model(folder) for folder in folders]
+    model, config = loaded[0]
+    recipe = split_recipe_of(config, args.data)
+    for folder, (_, other) in zip(folders[1:], loaded[1:]):
+        if other.architecture != config.architecture:
+            raise UsageError(f"{folder} holds {other.architecture} weights and {folders[0]} {config.architecture}; "
+                             "a soup averages one architecture.")
+        if split_recipe_of(other, args.data) != recipe:
+            raise UsageError(f"{folder} was validated on another split than {folders[0]}; a soup's members share one split.")
+    model.load_state_dict(average([m.state_dict() for m, _ in loaded]))
+    model.eval()
+    started = time.perf_counter()
+
+    cache = cache_folder(args.cache_dir)
+    data = load_run_data(recipe, cache, with_test=not args.no_test)
+    if data.val is None or not len(data.val):
+        raise UsageError("The members were trained without a validation split, so a soup of them cannot be judged.")
+    box_folder = args.boxes or config.provenance.get("boxes", {}).get("folder")
+    boxes = (load_box_data(box_folder, data, config.image_size, config.clahe, recipe.twin_threshold, cache)
+             if box_folder else None)
+    val = Validation(data.val_images, data.val.labels)
+    if boxes:
+        val.box_inputs, val.box_labels, val.boxes, val.box_new = boxes.val_images, boxes.val_labels, boxes.val_boxes, boxes.val_new
+    row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
+    print("soup of " + ", ".join(map(str, folders)) + ": " + json.dumps({k: round(v, 4) for k, v in row.items()}))
+
+    reference = data.pool_thumbs if boxes is None else torch.cat([data.pool_thumbs, twins.thumbnails(boxes.extra_images)])
+    config.metrics = final_report(model, config, data, "cpu", args.eval_batch_size, False, reference, recipe.twin_threshold)
+    if boxes:
+        config.metrics["localisation_validation"] = box_validation_record(row, val, "training.soup")
+    config.metrics["best_epoch"] = None
+    members = [{"folder": str(folder), "init": other.provenance.get("init"), "weights_sha256": other.weights_sha256}
+               for folder, (_, other) in zip(folders, loaded)]
+    first = config.provenance
+    config.provenance = {
+        "data": first.get("data"), "init": "a uniform soup (training.soup) of " + ", ".join(map(str, folders)),
+        "recipe": dataclasses.asdict(recipe), "hardware": f"CPU ({platform.processor() or platform.machine()})",
+        "wall_time_s": round(time.perf_counter() - started, 1), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        "split_notes": first.get("split_notes"), **({"boxes": first["boxes"]} if "boxes" in first else {}), "soup": members}
+    config.weights_dtype = args.weights_dtype
+    weights_dir = save_weights(model.state_dict(), config, args.out / "weights")
+    (args.out / "summary.json").write_text(json.dumps({"metrics": config.metrics, "soup": members}, indent=2))
+    print(f"weights in {weights_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(exit_status(lambda: main(get_args_parser().parse_args())))
