@@ -76,6 +76,12 @@ class BoxData:
     notes: dict
 
 
+def trained_thumbnails(data: RunData, boxes: BoxData | None) -> torch.Tensor:
+    """Thumbnails of every image a run learnt from (the Training pool, and the boxed slices it trained on): the
+    reference whose twins the clean test subset leaves out."""
+    return data.pool_thumbs if boxes is None else torch.cat([data.pool_thumbs, twins.thumbnails(boxes.extra_images)])
+
+
 def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, threshold: float, cache_dir: Path | None,
                   mirrored: bool = False) -> BoxData:
     """The train part of the boxed slices (training.boxes; the evaluation part is never read) turned into masks

@@ -29,7 +29,7 @@ from brain_tumor.errors import UsageError, UserError, WeightsError, exit_status
 from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, model_config
 from brain_tumor.weights import load_model, save_weights
 from training import twins
-from training.attention import POINTING, gate_loss, load_box_data, masks_for, pseudo_boxes
+from training.attention import POINTING, gate_loss, load_box_data, masks_for, pseudo_boxes, trained_thumbnails
 from training.augment import AugmentConfig
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
 from training.frozen import TrainItems, as_tuple, forward_from, frozen_outputs
@@ -296,17 +296,16 @@ def main(args: argparse.Namespace) -> int:
         inputs = inputs if len(inputs) > 1 else inputs[0]
         val = Validation(frozen(data.val_images, "val") if has_val else None, data.val.labels if has_val else None, start)
         if boxes:
-            val.box_inputs = frozen(boxes.val_images, "boxes-val")
+            val.use_boxes(boxes, frozen(boxes.val_images, "boxes-val"))
     else:
         if device.type == "cuda":  # the whole decoded set on the GPU: no per-step host work
             train_images = train_images.to(device)
         inputs = train_images
         val = Validation(data.val_images if has_val else None, data.val.labels if has_val else None)
         if boxes:
-            val.box_inputs = boxes.val_images
+            val.use_boxes(boxes)
     masks = has_mask = None
     if boxes:
-        val.box_labels, val.boxes, val.box_new = boxes.val_labels, boxes.val_boxes, boxes.val_new
         masks = torch.cat([boxes.train_masks, boxes.extra_masks])
         has_mask = torch.cat([boxes.train_has_mask, torch.ones(len(boxes.extra_labels), dtype=torch.bool)])
     if args.pseudo_boxes:
@@ -397,8 +396,8 @@ def main(args: argparse.Namespace) -> int:
             final.load_state_dict(state.best_state)
         if device.type == "cuda" and data.val_images is not None:
             data.val_images = data.val_images.to(device)
-        reference = data.pool_thumbs if boxes is None else torch.cat([data.pool_thumbs, twins.thumbnails(boxes.extra_images)])
-        config.metrics = final_report(final, config, data, device, args.eval_batch_size, use_amp, reference, args.twin_threshold, log.line)
+        config.metrics = final_report(final, config, data, device, args.eval_batch_size, use_amp, trained_thumbnails(data, boxes),
+                                      args.twin_threshold, log.line)
         if boxes and state.best_epoch is not None:  # the kept epoch's own box-validation figures
             kept = next(row for row in state.history if row["epoch"] == state.best_epoch)
             config.metrics["localisation_validation"] = box_validation_record(kept, val, "training.fit")

@@ -15,7 +15,7 @@ from brain_tumor.config import ModelConfig
 from brain_tumor.models import get_architecture
 from brain_tumor.preprocess import normalize
 from training import twins
-from training.attention import class_activation, localisation_scores
+from training.attention import BoxData, class_activation, localisation_scores
 from training.calibration import fit_temperature, ood_section
 from training.data import RunData, Split
 from training.frozen import forward_from, take
@@ -123,6 +123,11 @@ class Validation:
     box_labels: np.ndarray | None = None
     boxes: list | None = None
     box_new: np.ndarray | None = None  # bool: box-validation slices with no twin among the Training images
+
+    def use_boxes(self, boxes: BoxData, inputs=None) -> None:
+        """Judge the box validation of `boxes` too: its slices as images, or `inputs` made from them (frozen outputs)."""
+        self.box_inputs = boxes.val_images if inputs is None else inputs
+        self.box_labels, self.boxes, self.box_new = boxes.val_labels, boxes.val_boxes, boxes.val_new
 
 
 def final_report(model, config: ModelConfig, data: RunData, device, batch_size: int, use_amp: bool, reference: torch.Tensor,

@@ -22,8 +22,7 @@ import torch
 
 from brain_tumor.errors import UsageError, exit_status
 from brain_tumor.weights import load_model, save_weights
-from training import twins
-from training.attention import load_box_data
+from training.attention import load_box_data, trained_thumbnails
 from training.data import DEFAULT_CACHE, cache_folder, load_run_data, split_recipe_of
 from training.records import weights_folder
 from training.report import Validation, box_validation_record, final_report, validate
@@ -74,12 +73,12 @@ def main(args: argparse.Namespace) -> int:
              if box_folder else None)
     val = Validation(data.val_images, data.val.labels)
     if boxes:
-        val.box_inputs, val.box_labels, val.boxes, val.box_new = boxes.val_images, boxes.val_labels, boxes.val_boxes, boxes.val_new
+        val.use_boxes(boxes)
     row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
     print("soup of " + ", ".join(map(str, folders)) + ": " + json.dumps({k: round(v, 4) for k, v in row.items()}))
 
-    reference = data.pool_thumbs if boxes is None else torch.cat([data.pool_thumbs, twins.thumbnails(boxes.extra_images)])
-    config.metrics = final_report(model, config, data, "cpu", args.eval_batch_size, False, reference, recipe.twin_threshold)
+    config.metrics = final_report(model, config, data, "cpu", args.eval_batch_size, False, trained_thumbnails(data, boxes),
+                                  recipe.twin_threshold)
     if boxes:
         config.metrics["localisation_validation"] = box_validation_record(row, val, "training.soup")
     config.metrics["best_epoch"] = None
