@@ -66,13 +66,22 @@ class AttentionGate(nn.Module):
     summed, so layer4's 2,048 channels are mixed at 7×7. The last convolution starts at zero, so a new gate is
     uniform (every cell 0.5) and the gated model starts as exactly the ResNet-50 it was built from (a uniform
     weighted mean is the average pool).
+
+    With `mirror`, each cell also sees how its mixed features differ from those of the cell mirrored across the
+    slice's vertical midline (a tumour usually lies on one side of a head), through a 1×1 convolution that starts at
+    zero, so such a gate starts as the gate without it.
     """
 
-    def __init__(self, low_channels: int = 1024, high_channels: int = 2048, hidden: int = 64, scale: int = 1):
+    def __init__(self, low_channels: int = 1024, high_channels: int = 2048, hidden: int = 64, scale: int = 1,
+                 mirror: bool = False):
         super().__init__()
         self.scale = scale  # the gate's cells per layer3 cell along each side (2: a 28×28 gate at 224 px)
         self.low = nn.Conv2d(low_channels, hidden, 1)
         self.high = nn.Conv2d(high_channels, hidden, 1, bias=False)
+        self.mirror = nn.Conv2d(hidden, hidden, 1) if mirror else None
+        if self.mirror is not None:
+            nn.init.zeros_(self.mirror.weight)
+            nn.init.zeros_(self.mirror.bias)
         self.body = nn.Sequential(
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True),
@@ -84,6 +93,8 @@ class AttentionGate(nn.Module):
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         mixed = self.low(low) + _upsample(self.high(high), low)
+        if self.mirror is not None:
+            mixed = mixed + self.mirror(mixed - mixed.flip(-1))
         if self.scale > 1:  # the convolutions after the mixing place the tumour between layer3's cells
             mixed = F.interpolate(mixed, scale_factor=self.scale, mode="bilinear", align_corners=False)
         return self.body(mixed)
@@ -146,10 +157,11 @@ class GatedResNet50(nn.Module):
         return stages["head"](self.attention.pool(layer4_output, gate)), gate
 
 
-def build_resnet50_gated(num_classes: int, init: str = "scratch", head: str = "linear", scale: int = 1) -> nn.Module:
+def build_resnet50_gated(num_classes: int, init: str = "scratch", head: str = "linear", scale: int = 1,
+                         mirror: bool = False) -> nn.Module:
     if head != "linear":
         raise UsageError("The gated ResNet-50 has a linear head (its Grad-CAM is each cell's share of the score); use --head linear.")
-    return GatedResNet50(build_resnet50(num_classes, init=init, head=head), AttentionGate(scale=scale))
+    return GatedResNet50(build_resnet50(num_classes, init=init, head=head), AttentionGate(scale=scale, mirror=mirror))
 
 
 class BaselineCNN(nn.Module):
@@ -250,15 +262,17 @@ class Architecture:
 RESNET_RECIPE = dict(init="imagenet", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=10)
 
 
-def _gated_resnet50(scale: int) -> Architecture:
-    """The attention-pooled ResNet-50 with a gate of 14·scale cells a side at 224 px."""
+def _gated_resnet50(scale: int, mirror: bool = False) -> Architecture:
+    """The attention-pooled ResNet-50 with a gate of 14·scale cells a side at 224 px; with `mirror`, the gate also
+    compares each cell with its mirror image across the midline (and starts from a gated ResNet-50 without it)."""
     side = 14 * scale
     return Architecture(
-        functools.partial(build_resnet50_gated, scale=scale), gated_resnet_stages, "gated", ("gated",),
+        functools.partial(build_resnet50_gated, scale=scale, mirror=mirror), gated_resnet_stages, "gated", ("gated",),
         lambda m: nn.ModuleList([m.attention, m.fc]), IMAGENET_MEAN, IMAGENET_STD,
-        display_name=f"ResNet-50 (torchvision) with a box-supervised attention pool (a {side}×{side} gate on layer3 and layer4)",
+        display_name=f"ResNet-50 (torchvision) with a box-supervised attention pool (a {side}×{side} gate on layer3 and layer4"
+                     + (", comparing each side of the midline)" if mirror else ")"),
         recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
-        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",),
+        freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",) + (("resnet50_gated",) if mirror else ()),
         cam_readings={"gated": ("the attention pool", "where this class's score was gathered (the model's gate, trained on tumour "
                                                       "boxes, times the class evidence)")})
 
@@ -273,6 +287,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         recipe=RESNET_RECIPE, timm=("resnet50", {"output_stride": 16}), freezable=("layer2", "layer3"), starts_from=("resnet50",)),
     "resnet50_gated": _gated_resnet50(scale=1),
     "resnet50_gated_fine": _gated_resnet50(scale=2),
+    "resnet50_gated_mirror": _gated_resnet50(scale=1, mirror=True),
     "baseline": Architecture(
         build_baseline, baseline_stages, "block3", ("block2", "block3"), lambda m: m.classifier, HALF_RANGE_MEAN, HALF_RANGE_STD,
         display_name="Baseline CNN (3 conv blocks, 16/32/64)", sized_by_input=True, freezable=("block2", "block3"),

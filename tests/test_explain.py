@@ -74,6 +74,23 @@ def test_every_method_at_the_gated_layer_matches_the_library(method):
         torch.testing.assert_close(logits, model(batch))
 
 
+def test_the_mirror_gate_starts_as_the_plain_gate_and_reads_only_what_differs_across_the_midline():
+    from brain_tumor.models import AttentionGate
+
+    torch.manual_seed(0)
+    plain, mirror = AttentionGate(8, 16, hidden=4), AttentionGate(8, 16, hidden=4, mirror=True)
+    for gate in (plain, mirror):
+        torch.nn.init.normal_(gate.body[-1].weight)
+    missing = mirror.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["mirror.bias", "mirror.weight"]
+    low, high = torch.randn(2, 8, 6, 6), torch.randn(2, 16, 3, 3)
+    torch.testing.assert_close(mirror(low, high), plain(low, high))  # the new convolution starts at zero
+    torch.nn.init.normal_(mirror.mirror.weight)
+    assert not torch.allclose(mirror(low, high), plain(low, high))
+    symmetric = (low + low.flip(-1), high + high.flip(-1))  # each side of the midline alike: nothing to compare
+    torch.testing.assert_close(mirror(*symmetric), plain(*symmetric))
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("layer", ["layer3", "layer4", "layer3+layer4"])
 def test_every_method_and_layer_matches_the_library(tiny_resnet, method, layer):

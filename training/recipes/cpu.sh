@@ -69,6 +69,24 @@ gated_w4() { gated --init "$runs/gated-j/weights" --lr 2e-5 --warmup-epochs 0.3 
   --box-mass-weight 1 --train-seed 2 --select-metric pointing_new; }
 gated_soup_jw234() { python -m training.soup "$runs/gated-j" "$runs/gated-w2" "$runs/gated-w3" "$runs/gated-w4" --out "$runs/gated-soup-jw234"; }
 
+# K and M, declared together before either ran, judged by W3's rule against the shipped soup (its validation 98.77%):
+# K: from the shipped soup (weights/resnet50_gated), its trunk frozen through layer4 and its outputs cached; the gate and the
+#    head train on the cache, AdamW 3e-4, 8 epochs: the control for M.
+gated_k() { gated --init weights/resnet50_gated --freeze-through layer4 --lr 3e-4 --out "$runs/gated-k" --epochs 8 --box-weight 1 \
+  --box-mass-weight 1 --select-metric pointing_new; }
+# M: as K with the mirror gate (resnet50_gated_mirror: each cell also sees how it differs from its mirror image across the
+#    midline; the new convolution starts at zero, so M starts as the soup). A probe had found the soup's gate on mirrored box-
+#    validation slices pointing worse for gliomas (0.61 against 0.72), its peak moving on 46% of them.
+gated_m() { gated --model resnet50_gated_mirror --init weights/resnet50_gated --freeze-through layer4 --lr 3e-4 --out "$runs/gated-m" \
+  --epochs 8 --box-weight 1 --box-mass-weight 1 --select-metric pointing_new; }
+
+# W5 (declared after K and M, before it ran): the whole network from the shipped soup, as W3 (AdamW 2e-5, a third of an epoch
+#    of warm-up, --select-metric pointing_new) with a fourth training seed over 3 epochs, judged by the same rule; then the
+#    mean of the shipped soup and W5's exported weights (gated_soup_w5), the three weighed by training.choose.
+gated_w5() { gated --init weights/resnet50_gated --lr 2e-5 --warmup-epochs 0.3 --out "$runs/gated-w5" --epochs 3 --box-weight 1 \
+  --box-mass-weight 1 --train-seed 3 --select-metric pointing_new; }
+gated_soup_w5() { python -m training.soup weights/resnet50_gated "$runs/gated-w5" --out "$runs/gated-soup-w5"; }
+
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
 #   A: box weight 3, SGD 0.01, layer4's batch norm training, 10 epochs: validation accuracy fell 1-2 points; not exported.
