@@ -59,6 +59,7 @@ def test_fit_and_calibrate_ood_see_the_same_validation_files(kaggle_dataset, tmp
     assert Classifier.from_pretrained(out / "weights").config.ood["fitted_on"].endswith("(n=8)")
 
 
+@pytest.mark.slow  # a run, then an error path
 def test_calibrate_ood_without_validation_is_one_sentence(kaggle_dataset, tmp_path):
     out = tmp_path / "run"
     run_module("training.fit", "--model", "baseline", "--data", kaggle_dataset, "--out", out, "--epochs", "1", "--val-fraction", "0",
@@ -127,6 +128,7 @@ def test_every_command_ends_a_wrong_data_folder_with_one_sentence(module, extra,
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # two commands' error paths
 def test_evaluate_cam_and_fit_name_a_missing_box_folder(tiny_resnet, kaggle_dataset, tmp_path):
     for module, args in (("training.evaluate_cam", ["--weights", tiny_resnet, "--out", tmp_path / "c"]),
                          ("training.fit", ["--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset,
@@ -135,6 +137,7 @@ def test_evaluate_cam_and_fit_name_a_missing_box_folder(tiny_resnet, kaggle_data
         assert "has no boxes.csv" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # an error path the every-model test also walks
 def test_fit_without_imagenet_download_names_scratch(kaggle_dataset, tmp_path):
     # torchvision downloads through torch.hub; an unroutable proxy stands in for "no network".
     result = run_module("training.fit", "--model", "resnet50", "--data", kaggle_dataset, "--out", tmp_path / "o", "--epochs", "1",
@@ -233,6 +236,7 @@ def boxed_copies(kaggle_dataset, folder, seen_validation=False):
     return folder
 
 
+@pytest.mark.slow  # a gated run, its soup and the choice: 30 s
 def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_dataset, tiny_resnet, tmp_path):
     boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
     out = tmp_path / "gated"
