@@ -148,5 +148,5 @@ def final_report(model, config: ModelConfig, data: RunData, device, batch_size: 
         found = measure(torch.softmax(logits / config.temperature, 1).numpy(), data.test, data.test_images, reference, twin_threshold)
         metrics.update(test=found["all"], test_clean=found["clean"], leaked=found["leaked"])
         say(f"Testing: all {found['all']['accuracy']:.4f} (n={found['all']['n']}), clean {found['clean']['accuracy']:.4f} "
-                 f"(n={found['clean']['n']}, macro-F1 {found['clean']['macro_f1']:.4f}), leaked {found['leaked']}")
+            f"(n={found['clean']['n']}, macro-F1 {found['clean']['macro_f1']:.4f}), leaked {found['leaked']}")
     return metrics
