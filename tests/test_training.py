@@ -289,6 +289,33 @@ def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_datase
     assert "a soup averages one architecture." in failed.stderr and "Traceback" not in failed.stderr
 
 
+@pytest.mark.slow  # a short gated run and two refusals: 25 s
+def test_a_box_refit_teaches_the_gate_with_the_box_validation_and_judges_no_pointing(kaggle_dataset, tiny_resnet, tmp_path):
+    boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
+    args = ["--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes, "--box-refit",
+            "--freeze-through", "layer4", "--epochs", "2", "--optimizer", "adamw", "--lr", "1e-3", "--cache-dir", tmp_path / "cache",
+            "--image-size", "64", *FAST[2:]]
+    out = tmp_path / "refit"
+    result = run_module("training.fit", *args, "--select-metric", "last", "--out", out)
+    log = (out / "train_log.txt").read_text()
+    notes = json.loads(log.split("boxes: ")[1].splitlines()[0])
+    # The slice of the box-validation band is trained on too: six in all, less those that are twins of validation images.
+    assert notes["boxed_slices_trained_on"] + notes["boxed_slices_left_out_as_twins_of_validation"] == 6
+    assert notes["refit"] and notes["box_validation"] == 0
+    row = next(csv.DictReader(open(out / "metrics.csv")))
+    assert float(row["train_box_loss"]) > 0 and row["val_pointing"] == "" and " box " in log and "val pointing" not in log
+    config = Classifier.from_pretrained(out / "weights").config
+    assert "localisation_validation" not in config.metrics and config.provenance["boxes"]["refit"]
+    assert config.metrics["best_epoch"] == 2  # --select-metric last
+    with pytest.raises(UsageError, match="learnt the box validation"):
+        read_run(out)
+    assert "Traceback" not in result.stderr
+    failed = run_module("training.fit", *args, "--select-metric", "pointing", "--out", tmp_path / "no", expect=2)
+    assert "needs --boxes (without --box-refit) and a validation split." in failed.stderr and "Traceback" not in failed.stderr
+    failed = run_module("training.fit", *[a for a in args if a not in ("--boxes", boxes)], "--out", tmp_path / "none", expect=2)
+    assert "pass --boxes too." in failed.stderr and "Traceback" not in failed.stderr
+
+
 def test_choose_takes_the_best_pointing_among_runs_within_the_accuracy_rule(tmp_path):
     a, b, c, old = (RunFigures(tmp_path / n, 3, acc, 0.8, new) for n, acc, new in
                     (("a", 0.985, 0.70), ("b", 0.990, 0.74), ("c", 0.975, 0.90), ("old", 0.990, None)))

@@ -69,10 +69,10 @@ class BoxData:
     extra_images: torch.Tensor  # the training band's slices (less any twin of a validation image)
     extra_labels: np.ndarray
     extra_masks: torch.Tensor
-    val_images: torch.Tensor  # box validation: the top band of the train part's file numbers
-    val_labels: np.ndarray
-    val_boxes: list[tuple[float, float, float, float]]
-    val_new: np.ndarray  # bool: the box-validation slices with no near-identical twin among the Training images
+    val_images: torch.Tensor | None  # box validation: the top band of the train part's file numbers (None: a refit)
+    val_labels: np.ndarray | None
+    val_boxes: list[tuple[float, float, float, float]] | None
+    val_new: np.ndarray | None  # bool: the box-validation slices with no near-identical twin among the Training images
     notes: dict
 
 
@@ -83,16 +83,18 @@ def trained_thumbnails(data: RunData, boxes: BoxData | None) -> torch.Tensor:
 
 
 def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, threshold: float, cache_dir: Path | None,
-                  mirrored: bool = False) -> BoxData:
+                  mirrored: bool = False, refit: bool = False) -> BoxData:
     """The train part of the boxed slices (training.boxes; the evaluation part is never read) turned into masks
     for the run's training images, slices to train on, and the box validation (a band of file numbers, so
     other patients; training.boxes.box_validation_split). Only slices of the training band lend their box to
     a twin, and slices with a twin among the validation images are left out. With `mirrored`, each boxed slice
     trained on comes twice: as it is and mirrored left to right with its box (augmentation a frozen-trunk run,
-    which caches features, cannot do at each step)."""
-    fit, held = box_validation_split(read_boxes(folder, "train"))
+    which caches features, cannot do at each step). With `refit`, the whole train part teaches the gate (the box
+    validation and the guard band before it too) and there is no box validation: what more boxes give, measured
+    once a recipe has been chosen on the box validation."""
+    fit, held = (read_boxes(folder, "train"), []) if refit else box_validation_split(read_boxes(folder, "train"))
     decode = lambda slices, name: decode_images([s.path for s in slices], side, clahe, cache_dir=cache_dir, desc=name)  # noqa: E731
-    images, held_images = decode(fit, "boxes-fit"), decode(held, "boxes-val")
+    images = decode(fit, "boxes-all" if refit else "boxes-fit")
     labels = np.array([s.label for s in fit], dtype=np.int64)
     carried = carry_boxes(fit, images, data.train.labels, twins.thumbnails(data.train_images), threshold)
     train_masks, has = masks_for(carried, len(data.train), side)
@@ -105,10 +107,13 @@ def load_box_data(folder: str | Path, data: RunData, side: int, clahe: bool, thr
     if mirrored:
         extra_images = torch.cat([extra_images, extra_images.flip(-1)])
         extra_labels, extra_masks = np.concatenate([extra_labels, extra_labels]), torch.cat([extra_masks, extra_masks.flip(-1)])
-    new = twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold)
     notes = {"boxed_slices_trained_on": len(extra), "mirrored": mirrored, "boxes_carried_to_training_images": len(carried),
-             "boxed_slices_left_out_as_twins_of_validation": int(near_val.sum()), "box_validation": len(held),
-             "box_validation_without_training_twin": int(new.sum())}
+             "boxed_slices_left_out_as_twins_of_validation": int(near_val.sum()), "refit": refit, "box_validation": len(held)}
+    if refit:
+        return BoxData(train_masks, has, extra_images, extra_labels, extra_masks, None, None, None, None, notes)
+    held_images = decode(held, "boxes-val")
+    new = twins.clean_mask(twins.thumbnails(held_images), data.pool_thumbs, threshold)
+    notes["box_validation_without_training_twin"] = int(new.sum())
     return BoxData(train_masks, has, extra_images, extra_labels, extra_masks,
                    held_images, np.array([s.label for s in held], dtype=np.int64), [s.box_at(side) for s in held], new, notes)
 

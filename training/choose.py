@@ -46,6 +46,8 @@ def read_run(run: Path) -> RunFigures:
     config, history = json.loads((folder / CONFIG_NAME).read_text()), folder.parent / "metrics.csv"
     metrics = config["metrics"]
     boxes, epoch = metrics.get("localisation_validation"), metrics.get("best_epoch")
+    if config.get("provenance", {}).get("boxes", {}).get("refit"):
+        raise UsageError(f"{run} learnt the box validation (--box-refit), so it cannot be chosen by it.")
     if not boxes:
         raise UsageError(f"{run} was not trained with --boxes, so it has no box-validation figures to choose by.")
     new = boxes.get("val_pointing_new")

@@ -74,15 +74,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-scale", type=float, default=0.7, help="smallest area fraction of the random resized crop")
     p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation metric (0: never)")
-    p.add_argument("--select-metric", choices=["macro_f1", "accuracy", "loss", *POINTING], default="macro_f1",
+    p.add_argument("--select-metric", choices=["macro_f1", "accuracy", "loss", "last", *POINTING], default="macro_f1",
                    help="validation metric that picks the best checkpoint; pointing: the box validation's pointing game, among "
                         "epochs whose validation accuracy is within --accuracy-slack of the starting model's; pointing_new: the same "
-                        "on the box-validation slices with no twin among the Training images (new patients' slices only)")
+                        "on the box-validation slices with no twin among the Training images (new patients' slices only); "
+                        "last: the last epoch (a recipe fixed beforehand, as for --box-refit)")
     p.add_argument("--accuracy-slack", type=float, default=0.005, help="with a pointing --select-metric: validation accuracy an epoch may lose")
     p.add_argument("--boxes", default=None, help="figshare slices with boxes.csv: train the attention gate on their train part (a box loss)")
     p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss beside cross-entropy")
     p.add_argument("--box-mass-weight", type=float, default=0.0,
                    help="within the box loss, weight of a soft pointing game: −log of the gate's spatial softmax inside the box")
+    p.add_argument("--box-refit", action="store_true",
+                   help="the whole train part of the boxes teaches the gate (the box validation too): to measure what more boxes "
+                        "give once a recipe was chosen; no box validation, so no pointing --select-metric")
     p.add_argument("--box-mirrors", action="store_true",
                    help="train on each boxed slice mirrored left to right too (with --freeze-through the only augmentation)")
     p.add_argument("--pseudo-boxes", default=None,
@@ -261,6 +265,8 @@ def main(args: argparse.Namespace) -> int:
              f"test {len(data.test) if data.test else 0} | twin pairs within Training {data.notes['twin_pairs_within_training']}")
     arch = get_architecture(args.model)
     boxes = None
+    if args.box_refit and not args.boxes:
+        raise UsageError("--box-refit teaches the gate with every box of the train part; pass --boxes too.")
     if args.boxes:
         if arch.gate_input is None:
             gated = ", ".join(name for name, entry in ARCHITECTURES.items() if entry.gate_input)
@@ -268,7 +274,7 @@ def main(args: argparse.Namespace) -> int:
         if world > 1:
             raise UsageError("--boxes trains in one process; run training.fit without torchrun.")
         boxes = load_box_data(args.boxes, data, args.image_size, args.clahe, args.twin_threshold, cache_folder(args.cache_dir),
-                              mirrored=args.box_mirrors)
+                              mirrored=args.box_mirrors, refit=args.box_refit)
         log.line("boxes: " + json.dumps(boxes.notes))
     train_images = data.train_images if boxes is None else torch.cat([data.train_images, boxes.extra_images])
     train_labels = data.train.labels if boxes is None else np.concatenate([data.train.labels, boxes.extra_labels])
@@ -295,14 +301,14 @@ def main(args: argparse.Namespace) -> int:
         inputs = tuple(torch.cat(p) for p in zip(*map(as_tuple, parts)))
         inputs = inputs if len(inputs) > 1 else inputs[0]
         val = Validation(frozen(data.val_images, "val") if has_val else None, data.val.labels if has_val else None, start)
-        if boxes:
+        if boxes and boxes.val_images is not None:
             val.use_boxes(boxes, frozen(boxes.val_images, "boxes-val"))
     else:
         if device.type == "cuda":  # the whole decoded set on the GPU: no per-step host work
             train_images = train_images.to(device)
         inputs = train_images
         val = Validation(data.val_images if has_val else None, data.val.labels if has_val else None)
-        if boxes:
+        if boxes and boxes.val_images is not None:
             val.use_boxes(boxes)
     masks = has_mask = None
     if boxes:
@@ -340,7 +346,7 @@ def main(args: argparse.Namespace) -> int:
         log.line(f"resumed at epoch {state.epoch + 2} from {args.resume}")
     if args.select_metric in POINTING:
         if val.box_inputs is None or val.inputs is None:
-            raise UsageError(f"--select-metric {args.select_metric} needs --boxes and a validation split.")
+            raise UsageError(f"--select-metric {args.select_metric} needs --boxes (without --box-refit) and a validation split.")
         if args.select_metric == "pointing_new" and not val.box_new.any():
             raise UsageError("--select-metric pointing_new needs box-validation slices with no twin among the Training images, "
                              "and every one here has one; choose --select-metric pointing.")
@@ -352,7 +358,7 @@ def main(args: argparse.Namespace) -> int:
 
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
     aug = AugmentConfig(crop_scale=(args.crop_scale, 1.0)) if args.augment == "standard" else AugmentConfig.none()
-    metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", **POINTING}[args.select_metric]
+    metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "last": "epoch", **POINTING}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []
     for epoch in range(state.epoch + 1, args.epochs):
         if args.finetune == "two-phase" and epoch == args.head_epochs:
@@ -374,7 +380,8 @@ def main(args: argparse.Namespace) -> int:
         state.improve(value, epoch, args.select_metric, model)
         state.epoch, state.wall_time_s = epoch, wall_before + time.perf_counter() - run_start
         pointing = (f"box {row['train_box_loss']:.4f} val pointing {row['val_pointing']:.3f} energy {row['val_energy']:.2f} "
-                    f"new {row['val_pointing_new']:.3f} " if boxes else "")
+                    f"new {row['val_pointing_new']:.3f} " if val.box_inputs is not None else
+                    f"box {row['train_box_loss']:.4f} " if boxes else "")
         log.line(f"epoch {epoch + 1:3d}/{args.epochs} loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f} "
                  f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} val_f1 {row['val_macro_f1']:.4f} {pointing}"
                  f"lr {lr:.2e} {row['img_per_s']:.0f} img/s {row['epoch_time_s']:.1f}s")
@@ -398,7 +405,7 @@ def main(args: argparse.Namespace) -> int:
             data.val_images = data.val_images.to(device)
         config.metrics = final_report(final, config, data, device, args.eval_batch_size, use_amp, trained_thumbnails(data, boxes),
                                       args.twin_threshold, log.line)
-        if boxes and state.best_epoch is not None:  # the kept epoch's own box-validation figures
+        if val.box_inputs is not None and state.best_epoch is not None:  # the kept epoch's own box-validation figures
             kept = next(row for row in state.history if row["epoch"] == state.best_epoch)
             config.metrics["localisation_validation"] = box_validation_record(kept, val, "training.fit")
         config.metrics["best_epoch"] = state.best_epoch

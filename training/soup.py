@@ -69,17 +69,18 @@ def main(args: argparse.Namespace) -> int:
     if data.val is None or not len(data.val):
         raise UsageError("The members were trained without a validation split, so a soup of them cannot be judged.")
     box_folder = args.boxes or config.provenance.get("boxes", {}).get("folder")
-    boxes = (load_box_data(box_folder, data, config.image_size, config.clahe, recipe.twin_threshold, cache)
+    refit = any(other.provenance.get("boxes", {}).get("refit") for _, other in loaded)  # a member learnt the box validation
+    boxes = (load_box_data(box_folder, data, config.image_size, config.clahe, recipe.twin_threshold, cache, refit=refit)
              if box_folder else None)
     val = Validation(data.val_images, data.val.labels)
-    if boxes:
+    if boxes and boxes.val_images is not None:
         val.use_boxes(boxes)
     row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
     print("soup of " + ", ".join(map(str, folders)) + ": " + json.dumps({k: round(v, 4) for k, v in row.items()}))
 
     config.metrics = final_report(model, config, data, "cpu", args.eval_batch_size, False, trained_thumbnails(data, boxes),
                                   recipe.twin_threshold)
-    if boxes:
+    if val.box_inputs is not None:
         config.metrics["localisation_validation"] = box_validation_record(row, val, "training.soup")
     config.metrics["best_epoch"] = None
     members = [{"folder": str(folder), "init": other.provenance.get("init"), "weights_sha256": other.weights_sha256}

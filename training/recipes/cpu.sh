@@ -88,6 +88,15 @@ gated_w5() { gated --init weights/resnet50_gated --lr 2e-5 --warmup-epochs 0.3 -
 gated_soup_w5() { python -m training.soup weights/resnet50_gated "$runs/gated-w5" --out "$runs/gated-soup-w5"; }
 # Recorded: K 0.79 / 0.69 (box validation / without a twin; epoch 1, 98.42%), M 0.80 / 0.71 (epoch 1, 98.42%), W5 0.78 / 0.70
 #    (epoch 2, 98.42%), the soup of the shipped soup and W5 0.81 / 0.72 (98.42%): the shipped soup (0.82 / 0.74, 98.77%) stays.
+# DR and JR (declared before either ran): D's and then J's recipe with --box-refit, so the gate learns from the whole train
+#    part of the boxes (891 slices: the 581 below the box validation, the 60 of its guard band and the 250 of the box
+#    validation, less the twins of validation images) where D and J learnt from 544: what more boxed patients give on this
+#    collection, measured on the evaluation part beside D and J (0.58 and 0.61 there). They learnt the box validation, so
+#    nothing can choose them (training.choose refuses them) and neither ships, whatever the evaluation part shows. Each keeps
+#    its last epoch (D's box-validation pointing held within 0.01 from its epoch 4 to 12, J's from its epoch 2 to 4).
+gated_dr() { cached --out "$runs/gated-dr" --epochs 12 --box-weight 1 --box-mass-weight 1 --box-refit --select-metric last; }
+gated_jr() { gated --init "$runs/gated-dr/weights" --finetune head --lr 3e-4 --out "$runs/gated-jr" --epochs 4 --box-weight 1 \
+  --box-mass-weight 1 --box-refit --select-metric last; }
 
 # Earlier attempts fine-tuned layer4 and the head of a plain ResNet-50 with a loss on the CAM's share outside the
 # box (training.finetune_boxes, retired; its code is at commit ebd4043), on the 765-slice box data of the time:
