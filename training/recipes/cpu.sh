@@ -93,7 +93,7 @@ gated_soup_w5() { python -m training.soup weights/resnet50_gated "$runs/gated-w5
 #    validation, less the twins of validation images) where D and J learnt from 544: what more boxed patients give on this
 #    collection, measured on the evaluation part beside D and J (0.58 and 0.61 there). They learnt the box validation, so
 #    nothing can choose them (training.choose refuses them) and neither ships, whatever the evaluation part shows. Each keeps
-#    its last epoch (D's box-validation pointing held within 0.01 from its epoch 4 to 12, J's from its epoch 2 to 4).
+#    its last epoch (D's box-validation pointing held within 0.02 from its epoch 4 to 12, J's from its epoch 2 to 4).
 gated_dr() { cached --out "$runs/gated-dr" --epochs 12 --box-weight 1 --box-mass-weight 1 --box-refit --select-metric last; }
 gated_jr() { gated --init "$runs/gated-dr/weights" --finetune head --lr 3e-4 --out "$runs/gated-jr" --epochs 4 --box-weight 1 \
   --box-mass-weight 1 --box-refit --select-metric last; }
