@@ -289,7 +289,7 @@ def test_a_gated_model_trains_on_frozen_features_with_the_box_loss(kaggle_datase
     assert "a soup averages one architecture." in failed.stderr and "Traceback" not in failed.stderr
 
 
-@pytest.mark.slow  # a short gated run and two refusals: 25 s
+@pytest.mark.slow  # a short gated run and two refusals: 25-40 s
 def test_a_box_refit_teaches_the_gate_with_the_box_validation_and_judges_no_pointing(kaggle_dataset, tiny_resnet, tmp_path):
     boxes = boxed_copies(kaggle_dataset, tmp_path / "boxes")
     args = ["--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes, "--box-refit",
