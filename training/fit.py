@@ -379,9 +379,9 @@ def main(args: argparse.Namespace) -> int:
             value = -math.inf  # lost too much accuracy to be kept
         state.improve(value, epoch, args.select_metric, model)
         state.epoch, state.wall_time_s = epoch, wall_before + time.perf_counter() - run_start
-        pointing = (f"box {row['train_box_loss']:.4f} val pointing {row['val_pointing']:.3f} energy {row['val_energy']:.2f} "
-                    f"new {row['val_pointing_new']:.3f} " if val.box_inputs is not None else
-                    f"box {row['train_box_loss']:.4f} " if boxes else "")
+        pointing = ((f"box {row['train_box_loss']:.4f} " if boxes else "") +
+                    (f"val pointing {row['val_pointing']:.3f} energy {row['val_energy']:.2f} new {row['val_pointing_new']:.3f} "
+                     if val.box_inputs is not None else ""))
         log.line(f"epoch {epoch + 1:3d}/{args.epochs} loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f} "
                  f"val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.4f} val_f1 {row['val_macro_f1']:.4f} {pointing}"
                  f"lr {lr:.2e} {row['img_per_s']:.0f} img/s {row['epoch_time_s']:.1f}s")
