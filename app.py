@@ -462,7 +462,7 @@ def read_scans(payloads, model: Classifier, plane: str, progress=None) -> tuple[
 
 def scan_heading(result) -> str:
     lines = [f"**{result.summary}**", f"{result.counts()}.", *[f"Note: {n}" for n in result.volume.notes],
-             f"⚠️ {whole_scan.WARNING}", f"<small>Rule: {whole_scan.RULE}</small>"]
+             f"⚠️ {result.rule.warning}", f"<small>Rule: {result.rule.describe()}</small>"]
     return "\n\n".join(lines)
 
 

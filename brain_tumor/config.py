@@ -40,6 +40,9 @@ class ModelConfig:
     explanation: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Out-of-distribution bounds fitted on validation: {"bounds": {feature: [low, high]}, ...}.
     ood: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # How a whole scan is summarised (brain_tumor.scan.ScanRule), chosen by training.choose_scan_rule: {"level", "min_run",
+    # "edge_share", "checked", "chosen_by"}; empty: the default rule, unchecked.
+    scan_rule: dict[str, Any] = dataclasses.field(default_factory=dict)
     # How it was made: data, recipe, init, library versions, hardware, date.
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Measured results, e.g. {"test": {...}, "test_clean": {...}, "validation": {...}}.

@@ -154,7 +154,7 @@ def explained_row(item, classifier: Classifier, args, outputs: dict[str, Path]) 
 
 def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: list[dict]) -> bool:
     """Answer one whole scan: its summary (or its error) printed, a row per slice added to `rows`; False on error."""
-    from brain_tumor.scan import NOT_SCORED, WARNING, classify_scan
+    from brain_tumor.scan import NOT_SCORED, classify_scan
 
     if part.error:
         rows.append(result_row(part.name, error=part.error))
@@ -191,7 +191,7 @@ def scan(part, classifier: Classifier, args, outputs: dict[str, Path], rows: lis
         print(f"  key slice heatmap: {answer['key_slice']['heatmap']['file']}")
     if "report" in answer:
         print(f"  report: {answer['report']}")
-    print(f"  {WARNING}")
+    print(f"  {result.rule.warning}")
     return True
 
 

@@ -101,14 +101,12 @@ def scan_report_pdf(result, model_line: str, title: str = "Brain tumour MRI clas
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from brain_tumor.scan import RULE, WARNING
-
     fig = Figure(figsize=(8.27, 11.69))
     fig.text(0.07, 0.955, title, fontsize=16, weight="bold")
     fig.text(0.07, 0.932, f"{result.volume.describe()}; report made {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
              fontsize=8.5, color="0.3", wrap=True)
     fig.text(0.07, 0.90, result.summary, fontsize=12, weight="bold", wrap=True)
-    fig.text(0.07, 0.865, f"Rule: {RULE}", fontsize=7.5, wrap=True)
+    fig.text(0.07, 0.865, f"Rule: {result.rule.describe()}", fontsize=7.5, wrap=True)
     plot_ax = fig.add_axes([0.1, 0.64, 0.82, 0.17])
     draw_slice_probabilities(plot_ax, result)
     explanation = result.key_explanation
@@ -125,7 +123,7 @@ def scan_report_pdf(result, model_line: str, title: str = "Brain tumour MRI clas
         ax.axis("off")
     notes = " ".join(result.volume.notes)
     fig.text(0.07, 0.165, f"{result.counts()}. {notes}", fontsize=8, wrap=True)
-    fig.text(0.07, 0.135, WARNING, fontsize=8, color="#b45309", wrap=True)
+    fig.text(0.07, 0.135, result.rule.warning, fontsize=8, color="#b45309", wrap=True)
     fig.text(0.07, 0.105, f"Model: {model_line}  Weights version: {result.weights_version}", fontsize=7.5, wrap=True)
     fig.text(0.07, 0.05, NOTICE_PLAIN, fontsize=9.5, weight="bold", color="#991b1b", wrap=True)
     return _pdf_bytes(fig, title)

@@ -1,8 +1,11 @@
 """One answer for a whole scan: every slice inside the head scored through one Classifier (in batches), the slices
 ranked by tumour probability, the key slice with its heatmap, and a summary with the rule that made it.
 
-The rule is not validated on real volumes (the model learnt from single slices), so every answer says that it is
-a guide to the slices, not a diagnosis.
+The rule (ScanRule) travels with the weights (config.json's scan_rule), because a tumour probability level means
+something only for the model that gives it. training.choose_scan_rule picks it on the train part of healthy volumes
+and tumour stacks from outside collections and records what it scored on their evaluation part; weights without a
+chosen rule use the default, which no volume has checked. Either way the answer is a guide to the slices worth
+reading, not a diagnosis.
 """
 from __future__ import annotations
 
@@ -20,13 +23,53 @@ from brain_tumor.errors import UsageError, UserError
 from brain_tumor.uploads import find_files, gather, scans_of
 from brain_tumor.volumes import Volume
 
-TUMOUR_LEVEL, MIN_RUN = 0.5, 3
-RULE = (f"A tumour class is named when at least {MIN_RUN} neighbouring in-distribution slices each have a tumour "
-        f"probability (1 − no tumour) of at least {TUMOUR_LEVEL:.0%}; the class is the tumour class with the highest mean "
-        "probability over the longest such run. Otherwise the summary is no tumour.")
 NOT_SCORED = "outside the head; not scored"  # the error column of a slice's row in tables
-WARNING = ("Not validated on whole scans: the model was trained and measured on single 2D slices, and this summary rule has "
-           "not been checked on real volumes. Use it to find the slices worth reading, not as a diagnosis.")
+UNCHECKED = ("Not validated on whole scans: this summary rule has not been checked on real volumes for these weights. Use it "
+             "to find the slices worth reading, not as a diagnosis.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanRule:
+    """When a scan's summary names a tumour: `min_run` neighbouring slices that each count, a slice counting when it is in
+    distribution, not at the edge of the head (its head area at least `edge_share` of the scan's largest), and its tumour
+    probability (1 − no tumour) at least `level`."""
+    level: float = 0.5
+    min_run: int = 3
+    edge_share: float = 0.0
+    checked: str = ""  # what the rule scored on held-out volumes (training.choose_scan_rule), or "" when unchecked
+
+    @classmethod
+    def of(cls, config) -> "ScanRule":
+        """The rule recorded with the weights (config.scan_rule), or the default."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (getattr(config, "scan_rule", None) or {}).items() if k in known})
+
+    def describe(self) -> str:
+        edge = (f", with a head area at least {self.edge_share:.0%} of the scan's largest (not at its edge)"
+                if self.edge_share else "")
+        return (f"A tumour class is named when at least {self.min_run} neighbouring in-distribution slices{edge} each have a "
+                f"tumour probability (1 − no tumour) of at least {self.level:.0%}; the class is the tumour class with the highest "
+                "mean probability over the longest such run. Otherwise the summary is no tumour.")
+
+    @property
+    def warning(self) -> str:
+        if not self.checked:
+            return UNCHECKED
+        return f"{self.checked} A guide to the slices worth reading, not a diagnosis."
+
+    def counting(self, predictions: Sequence[Prediction | None], head_area: Sequence[float]) -> list[bool]:
+        """Which slices count towards a tumour run."""
+        largest = max(head_area, default=0.0) or 1.0
+        return [p is not None and not p.out_of_distribution and area >= self.edge_share * largest
+                and 1.0 - p.probabilities["notumor"] >= self.level for p, area in zip(predictions, head_area)]
+
+    def summarise(self, predictions: Sequence[Prediction | None], head_area: Sequence[float]) -> tuple[str, tuple[int, int] | None]:
+        """(label, run): the tumour class and the run of slices that named it, or ("notumor", None)."""
+        run = _longest_run(self.counting(predictions, head_area))
+        if run is None or run[1] - run[0] + 1 < self.min_run:
+            return "notumor", None
+        means = {c: float(np.mean([predictions[i].probabilities[c] for i in range(run[0], run[1] + 1)])) for c in CLASSES if c != "notumor"}
+        return max(means, key=means.get), run
 
 
 @dataclasses.dataclass
@@ -39,6 +82,7 @@ class ScanResult:
     label: str
     run: tuple[int, int] | None  # first and last slice of the run that named a tumour
     weights_version: str
+    rule: ScanRule = ScanRule()
 
     def picture(self, index: int) -> Image.Image:
         return self.volume.picture(index)
@@ -63,10 +107,11 @@ class ScanResult:
     @property
     def summary(self) -> str:
         if self.run is None:
-            return f"{DISPLAY_NAMES[self.label]}: no run of {MIN_RUN} neighbouring slices reached a {TUMOUR_LEVEL:.0%} tumour probability."
+            return (f"{DISPLAY_NAMES[self.label]}: no run of {self.rule.min_run} neighbouring slices reached a {self.rule.level:.0%} "
+                    "tumour probability.")
         first, last = self.run
         return (f"{DISPLAY_NAMES[self.label]}: slices {first}–{last} ({last - first + 1} slices) have a tumour probability of "
-                f"{TUMOUR_LEVEL:.0%} or more; key slice {self.key_slice}.")
+                f"{self.rule.level:.0%} or more; key slice {self.key_slice}.")
 
     def rows(self) -> list[dict]:
         """One row per slice: index, scored, label, probabilities, tumour probability, out-of-distribution flag."""
@@ -85,7 +130,7 @@ class ScanResult:
             "slices": len(self.volume), "scored": sum(p is not None for p in self.predictions),
             "skipped_outside_head": sum(self.volume.outside_head),
             "out_of_distribution_slices": sum(bool(p and p.out_of_distribution) for p in self.predictions),
-            "summary": {"label": self.label, "text": self.summary, "rule": RULE,
+            "summary": {"label": self.label, "text": self.summary, "rule": self.rule.describe(),
                         "run": list(self.run) if self.run else None},
             "key_slice": {"slice": self.key_slice, "label": key.label, "probabilities": key.probabilities,
                           "out_of_distribution": key.out_of_distribution,
@@ -94,7 +139,7 @@ class ScanResult:
             "ranking": self.ranking,
             "per_slice": self.rows(),
             "notes": self.volume.notes,
-            "warning": WARNING,
+            "warning": self.rule.warning,
             "weights_version": self.weights_version,
         }
 
@@ -141,16 +186,21 @@ def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Seq
             predictions[i] = prediction
         if progress:
             progress(min(begin + BATCH, len(todo)), len(todo))
-    tumour = [p is not None and not p.out_of_distribution and 1.0 - p.probabilities["notumor"] >= TUMOUR_LEVEL for p in predictions]
-    run = _longest_run(tumour)
-    if run is not None and run[1] - run[0] + 1 < MIN_RUN:
-        run = None
-    if run is None:
-        label = "notumor"
-    else:
-        means = {c: float(np.mean([predictions[i].probabilities[c] for i in range(run[0], run[1] + 1)])) for c in CLASSES if c != "notumor"}
-        label = max(means, key=means.get)
-    in_distribution = [i for i in todo if not predictions[i].out_of_distribution] or todo
-    key = max(in_distribution, key=lambda i: 1.0 - predictions[i].probabilities["notumor"])
+    rule = ScanRule.of(classifier.config)
+    label, run = rule.summarise(predictions, volume.head_area)
+    key = key_slice(predictions, volume.head_area, rule, run)
     explanation = classifier.explain(volume.picture(key))
-    return ScanResult(volume, predictions, key, explanation, label, run, classifier.version)
+    return ScanResult(volume, predictions, key, explanation, label, run, classifier.version, rule)
+
+
+def key_slice(predictions: Sequence[Prediction | None], head_area: Sequence[float], rule: ScanRule, run: tuple[int, int] | None) -> int:
+    """The slice to show: the most tumour-like of the run that named a tumour; otherwise the most tumour-like slice that
+    is in distribution and not at the edge of the head (an edge or out-of-distribution slice only when nothing else is)."""
+    scored = [i for i, p in enumerate(predictions) if p is not None]
+    if run is not None:
+        candidates = list(range(run[0], run[1] + 1))
+    else:
+        largest = max(head_area, default=0.0) or 1.0
+        inner = [i for i in scored if head_area[i] >= max(rule.edge_share, 0.5) * largest]
+        candidates = [i for i in inner if not predictions[i].out_of_distribution] or inner or scored
+    return max(candidates, key=lambda i: 1.0 - predictions[i].probabilities["notumor"])

@@ -44,6 +44,11 @@ class Volume:
     def describe(self) -> str:
         return f"{self.name}: a {self.kind} of {len(self)} {self.plane} slices"
 
+    @property
+    def head_area(self) -> list[float]:
+        """Each slice's share of pixels inside the head (above the head level): small at the vertex and the skull base."""
+        return [float((s > 255 * HEAD_LEVEL).mean()) for s in self.slices]
+
     def picture(self, index: int):
         """Slice `index` as the RGB PIL image the classifier reads."""
         from PIL import Image
@@ -84,11 +89,12 @@ def _outside_head(image: np.ndarray) -> bool:
     return float((image > 255 * HEAD_LEVEL).mean()) < HEAD_SHARE
 
 
-def _finish(name: str, kind: str, plane: str, slices: list[np.ndarray], notes: list[str]) -> Volume:
+def volume_of_slices(name: str, kind: str, plane: str, slices: list[np.ndarray], notes: list[str] | None = None) -> Volume:
+    """Ordered uint8 slices as a Volume, with those outside the head marked; an error when every one is."""
     outside = [_outside_head(s) for s in slices]
     if all(outside):
         raise InvalidImageError(f"{name} looks empty: none of its {len(slices)} slices shows a head.")
-    return Volume(name, kind, plane, slices, outside, notes)
+    return Volume(name, kind, plane, slices, outside, list(notes or []))
 
 
 # ---- NIfTI
@@ -165,7 +171,7 @@ def read_nifti(data: bytes, name: str = "the NIfTI file", plane: str = "axial") 
     # the patient's right on the left.
     stack = np.ascontiguousarray(np.moveaxis(stretch(values, lo, hi), axis, 0).transpose(0, 2, 1)[:, ::-1, ::-1])
     slices = [_square_pixels(cut, zooms[across[1]], zooms[across[0]]) for cut in stack]
-    return _finish(name, "NIfTI volume", plane, slices, notes)
+    return volume_of_slices(name, "NIfTI volume", plane, slices, notes)
 
 
 # ---- DICOM series
@@ -334,4 +340,4 @@ def _series_volume(members: list, upload: str) -> Volume:
     number = first.get("SeriesNumber")
     label = f"series {number}" if number is not None else "series"
     label += f" ({description})" if description else ""
-    return _finish(f"{upload}: {label}", "DICOM series", "acquired", slices, notes)
+    return volume_of_slices(f"{upload}: {label}", "DICOM series", "acquired", slices, notes)

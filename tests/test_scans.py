@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from brain_tumor import UserError
-from brain_tumor.scan import RULE, WARNING, classify_scan
+from brain_tumor.scan import UNCHECKED, ScanRule, classify_scan
 from brain_tumor.uploads import Item, Scan, gather, scans_of
 from brain_tumor.volumes import read_nifti
 from tests.helpers import (EXAMPLES, SERIES_SLICES, bad_scans, make_enhanced, make_series, mni_template, nifti_bytes,
@@ -131,10 +131,15 @@ def test_a_scan_answer_ranks_slices_names_a_key_slice_and_states_its_rule(tiny):
     assert answer["slices"] == 189 and answer["scored"] == len(scored) == 189 - answer["skipped_outside_head"]
     assert sorted(answer["ranking"]) == scored and seen[-1] == (len(scored), len(scored))
     tumour = {r["slice"]: r["tumour_probability"] for r in answer["per_slice"] if r["scored"]}
-    in_distribution = [i for i in answer["ranking"] if not answer["per_slice"][i]["out_of_distribution"]]
-    assert answer["key_slice"]["slice"] == (in_distribution or answer["ranking"])[0]
-    assert tumour[answer["ranking"][0]] == max(tumour[i] for i in (in_distribution or scored))
-    assert answer["summary"]["rule"] == RULE and answer["warning"] == WARNING
+    largest = max(volume.head_area)
+    if answer["summary"]["run"]:
+        first, last = answer["summary"]["run"]
+        candidates = range(first, last + 1)
+    else:  # in distribution and inside the head's wider half: never an edge slice, when there is another
+        inner = [i for i in scored if volume.head_area[i] >= 0.5 * largest]
+        candidates = [i for i in inner if not answer["per_slice"][i]["out_of_distribution"]] or inner
+    assert tumour[answer["key_slice"]["slice"]] == max(tumour[i] for i in candidates)
+    assert answer["summary"]["rule"] == ScanRule().describe() and answer["warning"] == UNCHECKED
     assert answer["summary"]["label"] in ("glioma", "meningioma", "notumor", "pituitary")
     assert result.key_explanation.heatmap.shape == volume.slices[answer["key_slice"]["slice"]].shape
 
@@ -169,7 +174,7 @@ def test_the_command_line_answers_a_volume_and_a_zipped_series(tiny_baseline, tm
     result = run_module("brain_tumor.predict", "--weights", tiny_baseline, mni_template(), archive, "--csv", tmp_path / "rows.csv",
                         "--report", tmp_path / "reports")
     assert "a NIfTI volume of 189 axial slices" in result.stdout and "a DICOM series of 6 acquired slices" in result.stdout
-    assert result.stdout.count("summary: ") == 2 and WARNING in result.stdout
+    assert result.stdout.count("summary: ") == 2 and UNCHECKED in result.stdout
     rows = (tmp_path / "rows.csv").read_text().splitlines()
     assert len(rows) == 1 + 189 + 6 and "outside the head; not scored" in (tmp_path / "rows.csv").read_text()
     assert len(list((tmp_path / "reports").glob("*_report.pdf"))) == 2
@@ -203,3 +208,37 @@ def test_the_command_line_gives_each_bad_scan_its_sentence(tiny_baseline, tmp_pa
     (empty / "notes.txt").write_text("a letter, not a scan")
     result = run_module("brain_tumor.predict", "--weights", tiny_baseline, empty, expect=2)
     assert result.stderr.strip() == "error: no image files or scans found in the given folders."
+
+
+def _slice(tumour: float, out: bool = False):
+    from brain_tumor.classifier import Prediction
+
+    probabilities = {"glioma": tumour, "meningioma": 0.0, "notumor": 1 - tumour, "pituitary": 0.0}
+    return Prediction("glioma" if tumour >= 0.5 else "notumor", probabilities, ("dark",) if out else ())
+
+
+def test_the_scan_rule_counts_neither_edge_nor_out_of_distribution_slices():
+    rule = ScanRule(level=0.6, min_run=3, edge_share=0.4)
+    areas = [0.05, 0.1, 0.5, 0.6, 0.6, 0.6, 0.5, 0.1]
+    # three tumour-like slices at the skull base (small head area): no tumour
+    edge = [_slice(0.9), _slice(0.9), _slice(0.9), _slice(0.1), _slice(0.1), _slice(0.1), _slice(0.1), _slice(0.1)]
+    assert rule.summarise(edge, [0.1, 0.1, 0.1, 0.6, 0.6, 0.6, 0.5, 0.1]) == ("notumor", None)
+    # a run broken by an out-of-distribution slice: no tumour; the same run in distribution names the tumour
+    broken = [None, _slice(0.1), _slice(0.9), _slice(0.9, out=True), _slice(0.9), _slice(0.9), _slice(0.1), None]
+    assert rule.summarise(broken, areas) == ("notumor", None)
+    whole = [None, _slice(0.1), _slice(0.9), _slice(0.9), _slice(0.9), _slice(0.9), _slice(0.1), None]
+    assert rule.summarise(whole, areas) == ("glioma", (2, 5))
+    assert ScanRule(level=0.95).summarise(whole, areas) == ("notumor", None)
+
+
+def test_the_scan_rule_travels_with_the_weights_and_says_what_it_scored(tiny):
+    import copy
+
+    config = copy.deepcopy(tiny.config)
+    config.scan_rule = {"level": 0.8, "min_run": 4, "edge_share": 0.3, "checked": "Healthy volumes: 4 of 4 called healthy.",
+                        "chosen_by": "a test"}
+    rule = ScanRule.of(config)
+    assert (rule.level, rule.min_run, rule.edge_share) == (0.8, 4, 0.3)
+    assert "Healthy volumes: 4 of 4" in rule.warning and "not a diagnosis" in rule.warning and rule.warning != UNCHECKED
+    assert "at least 4 neighbouring" in rule.describe() and "80%" in rule.describe() and "30% of the scan's largest" in rule.describe()
+    assert ScanRule.of(tiny.config) == ScanRule()

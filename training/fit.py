@@ -28,7 +28,7 @@ from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UsageError, UserError, WeightsError, exit_status
 from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, model_config
 from brain_tumor.weights import load_model, save_weights
-from training import twins
+from training import outside, twins
 from training.attention import POINTING, gate_loss, load_box_data, masks_for, pseudo_boxes, trained_thumbnails
 from training.augment import AugmentConfig
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
@@ -70,7 +70,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["cosine", "plateau", "none"], default="cosine", help="LR schedule")
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine schedule")
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--augment", choices=["standard", "none"], default="standard", help="flip, ±15° rotation, random resized crop, colour jitter")
+    p.add_argument("--augment", choices=["standard", "stacked", "none"], default="standard",
+                   help="standard: flip, ±15° rotation, random resized crop, colour jitter; stacked: BigAug-like, standard's wider "
+                        "plus elastic, blur or sharpening, noise, thick slices, gamma, intensity curves, elliptic brain masks")
+    p.add_argument("--outside", default=None,
+                   help="the outside collections' folder (../shared/data/outside): their train part (training/splits/outside.json) "
+                        "joins training and their validation part joins validation")
+    p.add_argument("--balance", choices=["none", "collections"], default=None,
+                   help="collections: each epoch draws with replacement so every class, and every collection within a class, "
+                        "has the same share (default with --outside)")
+    p.add_argument("--epoch-size", type=int, default=None, help="images drawn per epoch with --balance collections (default: all)")
     p.add_argument("--crop-scale", type=float, default=0.7, help="smallest area fraction of the random resized crop")
     p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation metric (0: never)")
@@ -181,9 +190,14 @@ def build_scheduler(args: argparse.Namespace, optimizer: torch.optim.Optimizer, 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def epoch_batches(n: int, args, epoch: int, rank: int, world: int, device) -> list[torch.Tensor]:
-    """This process's shuffled batches; every process takes the same number of steps (DDP would wait forever)."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(args.train_seed * 1000 + epoch))[rank::world]
+def epoch_batches(n: int, args, epoch: int, rank: int, world: int, device, weights: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """This process's shuffled batches (drawn by `weights` with replacement when given); every process takes the same
+    number of steps (DDP would wait forever)."""
+    generator = torch.Generator().manual_seed(args.train_seed * 1000 + epoch)
+    if weights is None:
+        order = torch.randperm(n, generator=generator)[rank::world]
+    else:
+        order = torch.multinomial(weights, args.epoch_size or n, replacement=True, generator=generator)[rank::world]
     batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
     if len(batches) > 1 and len(batches[-1]) < 2:
         batches = batches[:-1]  # BatchNorm cannot train on one image
@@ -201,7 +215,7 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
     generator = torch.Generator(device=device).manual_seed(args.train_seed * 7919 + epoch * 104729 + rank)
     totals = torch.zeros(4, device=device)  # loss sum, correct, count, box loss sum
     start = time.perf_counter()
-    bar = tqdm(epoch_batches(len(items), args, epoch, rank, world, device), desc=f"epoch {epoch + 1}/{args.epochs}",
+    bar = tqdm(epoch_batches(len(items), args, epoch, rank, world, device, items.weights), desc=f"epoch {epoch + 1}/{args.epochs}",
                disable=rank != 0, leave=False, dynamic_ncols=True)
     for step, idx in enumerate(bar):
         labels = torch.from_numpy(items.labels[idx.numpy()]).to(device, non_blocking=True)
@@ -264,6 +278,14 @@ def main(args: argparse.Namespace) -> int:
     log.line(f"data: train {len(data.train)} {data.train.counts()} | val {len(data.val) if data.val else 0} | "
              f"test {len(data.test) if data.test else 0} | twin pairs within Training {data.notes['twin_pairs_within_training']}")
     arch = get_architecture(args.model)
+    added, kaggle_train = None, len(data.train)
+    if args.outside:
+        added = outside.add_to_run(data, args.outside, args.image_size, args.clahe, cache_folder(args.cache_dir))
+        data.notes["outside"] = added.notes
+        log.line(f"outside: train {sum(added.notes['train'].values())} {json.dumps(added.notes['train'])} | "
+                 f"val {sum(added.notes['val'].values())}")
+    balance = args.balance or ("collections" if args.outside else "none")
+    cells = (added.cells if added else [f"kaggle/{CLASSES[c]}" for c in data.train.labels]) if balance == "collections" else None
     boxes = None
     if args.box_refit and not args.boxes:
         raise UsageError("--box-refit teaches the gate with every box of the train part; pass --boxes too.")
@@ -276,6 +298,12 @@ def main(args: argparse.Namespace) -> int:
         boxes = load_box_data(args.boxes, data, args.image_size, args.clahe, args.twin_threshold, cache_folder(args.cache_dir),
                               mirrored=args.box_mirrors, refit=args.box_refit)
         log.line("boxes: " + json.dumps(boxes.notes))
+    if boxes is not None and added is not None:  # TCGA-LGG's tumour masks teach the gate too
+        boxes.train_masks[kaggle_train:][added.has_mask] = added.masks[added.has_mask]
+        boxes.train_has_mask[kaggle_train:] |= added.has_mask
+    if cells is not None and boxes is not None:
+        cells = cells + [f"figshare-boxes/{CLASSES[c]}" for c in boxes.extra_labels]
+    weights = outside.balanced_weights(cells) if cells is not None else None
     train_images = data.train_images if boxes is None else torch.cat([data.train_images, boxes.extra_images])
     train_labels = data.train.labels if boxes is None else np.concatenate([data.train.labels, boxes.extra_labels])
 
@@ -330,9 +358,9 @@ def main(args: argparse.Namespace) -> int:
         boxes.notes["pseudo_boxes"] = len(found)
         log.line(f"pseudo-boxes: {len(found)} tumour images of Training boxed by {args.pseudo_boxes}'s gate")
         del teacher, teacher_inputs
-    items = TrainItems(inputs, train_labels, start, masks, has_mask)
+    items = TrainItems(inputs, train_labels, start, masks, has_mask, weights)
     optimizer = build_optimizer(args, model)
-    per_rank = math.ceil(len(items) / world)
+    per_rank = math.ceil((args.epoch_size if weights is not None and args.epoch_size else len(items)) / world)
     scheduler = build_scheduler(args, optimizer, max(1, per_rank // args.batch_size + (1 if per_rank % args.batch_size >= 2 else 0)))
     train_model: nn.Module = model
     if world > 1:
@@ -357,7 +385,8 @@ def main(args: argparse.Namespace) -> int:
                      f"val pointing {first['val_pointing']:.3f} energy {first['val_energy']:.2f} new {first['val_pointing_new']:.3f}")
 
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
-    aug = AugmentConfig(crop_scale=(args.crop_scale, 1.0)) if args.augment == "standard" else AugmentConfig.none()
+    aug = {"standard": AugmentConfig(crop_scale=(args.crop_scale, 1.0)), "stacked": AugmentConfig.stacked(args.crop_scale),
+           "none": AugmentConfig.none()}[args.augment]
     metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "last": "epoch", **POINTING}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []
     for epoch in range(state.epoch + 1, args.epochs):

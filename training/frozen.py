@@ -94,6 +94,7 @@ class TrainItems:
     start: str | None = None
     masks: torch.Tensor | None = None
     has_mask: torch.Tensor | None = None
+    weights: torch.Tensor | None = None  # sampling weights (balanced collections), or None for one pass in random order
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Attempts at a model that finds tumours in other collections' scans (the outside-collections issue), as named attempts,
+# each declared here before it ran. Usage: bash training/recipes/outside.sh DATA_DIR OUTSIDE_DIR RUNS_DIR ATTEMPT...
+# (no attempt: list them). Each run learns from Kaggle's Training (less its validation share) and the outside collections'
+# train part (training/splits/outside.json), and keeps the epoch with the best macro-F1 on Kaggle's validation share plus
+# the outside validation part. The outside evaluation part (training.evaluate_outside) and Kaggle Testing are measured
+# after the choice. A run stopped part-way continues with: python -m training.fit --resume RUNS_DIR/<run>.
+set -euo pipefail
+data=$1
+outside=$2
+runs=$3
+shift 3
+export PYTHONUNBUFFERED=1
+several() { python -m training.fit --model resnet50 --data "$data" --outside "$outside" --seed 0 --batch-size 32 "$@"; }
+
+# O1 (CPU): from the shipped ResNet-50, the whole network on every collection with the stacked (BigAug-like) augmentation,
+#    balanced across collections within each class; AdamW 1e-4, a third of an epoch of warm-up, cosine over 5 epochs of
+#    3,600 draws, label smoothing 0.1. About 5 images/s on 2 cores: about 13 minutes of training an epoch, 3 of validation.
+outside_o1() { several --init weights/resnet50 --out "$runs/outside-o1" --augment stacked --crop-scale 0.6 --optimizer adamw \
+  --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1; }
+
+[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$'; exit 0; }
+for attempt in "$@"; do "$attempt"; done
