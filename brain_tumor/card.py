@@ -87,6 +87,41 @@ def _localisation_text(config: ModelConfig) -> str:
             f"at the centre of the head) scores {prior.get('pointing_game', float('nan')):.0%} and {prior.get('energy_ratio', float('nan')):.1f}×.")
 
 
+def outside_sentence(config: ModelConfig) -> str:
+    """What the outside benchmark found (training.evaluate_outside), in one sentence ('' if not measured)."""
+    found = config.metrics.get("outside")
+    if not found:
+        return ""
+    slices, scans = found["slices"], found["scans"]
+    tumour = ", ".join(f"{name} {slices[f'tcga-lgg/{key}']['tumour_found']['share']:.0%}"
+                       for key, name in (("post", "post-contrast T1"), ("pre", "pre-contrast T1"), ("flair", "FLAIR")))
+    glioma = slices["tcga-lgg/post"]["named_glioma"]["share"]
+    healthy, stacks = scans["nichart/all"]["no_tumour_summary"], scans["tcga-lgg/all"]["tumour_summary"]
+    return (f"On scans from collections it was not measured on (the held-out part of TCGA-LGG gliomas, OASIS and NiChart healthy "
+            f"brains), it found a tumour on {tumour} glioma slices (named glioma on {glioma:.0%} of post-contrast ones), "
+            f"answered no tumour on {slices['oasis/T1']['no_tumour']['share']:.0%} of OASIS slices, called "
+            f"{round(healthy['share'] * healthy['n'])} of {healthy['n']} healthy whole volumes healthy and found a tumour in "
+            f"{round(stacks['share'] * stacks['n'])} of {stacks['n']} glioma stacks.")
+
+
+def _outside_table(config: ModelConfig) -> str:
+    found = config.metrics.get("outside")
+    if not found:
+        return "Not measured for these weights (`python -m training.evaluate_outside`)."
+    slices, scans = found["slices"], found["scans"]
+    cell = lambda e: f"{e['share']:.1%} (n={e['n']})" if e["n"] else "–"  # noqa: E731
+    rows = [f"| TCGA-LGG {q} slices with tumour | {cell(slices[f'tcga-lgg/{q}']['tumour_found'])} | "
+            f"{cell(slices[f'tcga-lgg/{q}']['named_glioma'])} |" for q in ("post", "pre", "flair")]
+    rows += [f"| {name} slices, healthy | {cell(slices[key]['no_tumour'])} (no tumour) | – |"
+             for key, name in (("oasis/T1", "OASIS T1"), ("nichart/T1", "NiChart T1"), ("nichart/FL", "NiChart FLAIR"))]
+    rows.append(f"| TCGA-LGG whole stacks | {cell(scans['tcga-lgg/all']['tumour_summary'])} | – |")
+    rows.append(f"| NiChart whole volumes, healthy | {cell(scans['nichart/all']['no_tumour_summary'])} (no tumour) | – |")
+    points = ", ".join(f"{q} {e['share']:.0%} (n={e['n']})" for q, e in found.get("pointing_game", {}).items())
+    return ("| outside collections (held-out part) | tumour found / right answer | named glioma |\n| --- | --- | --- |\n"
+            + "\n".join(rows) + (f"\n\nHeatmap peak inside the TCGA-LGG tumour mask: {points}." if points else "")
+            + f"\n\nWhole scans are summarised by this rule: {found['scan_rule']}")
+
+
 def _explained_layer(config: ModelConfig) -> str:
     """Where the default heatmap is read: the weights' own choice, else the architecture's layer, as people should read it."""
     if config.explanation.get("layer"):
@@ -135,6 +170,11 @@ Classifies one 2D brain MRI slice as one of: {", ".join(config.classes)}, with a
 {_metrics_table(config)}
 
 {leak_text}
+
+### Outside the Kaggle collection
+{outside_sentence(config)}
+
+{_outside_table(config)}
 
 ### Where the heatmap points
 {_localisation_text(config)}
@@ -187,6 +227,12 @@ def summary_line(config: ModelConfig) -> str:
             text += f" ({_pct(full['accuracy'])} on all {full['n']})"
     elif full:
         text += f"; accuracy {_pct(full['accuracy'])} on {full['n']} test images"
+    outside = config.metrics.get("outside")
+    if outside:
+        post, healthy = outside["slices"]["tcga-lgg/post"]["tumour_found"], outside["scans"]["nichart/all"]["no_tumour_summary"]
+        text += (f"; on other collections' scans it found {post['share']:.0%} of post-contrast glioma slices "
+                 f"({outside['slices']['tcga-lgg/flair']['tumour_found']['share']:.0%} on FLAIR) and called "
+                 f"{round(healthy['share'] * healthy['n'])} of {healthy['n']} healthy volumes healthy")
     local = config.metrics.get("localisation_eval")
     if local:
         text += (f"; its heatmap's peak falls inside the tumour box on {local['pointing_game']:.0%} of {local['n']} held-out slices "

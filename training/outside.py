@@ -158,12 +158,12 @@ def picture(item: OutsideSlice) -> Image.Image:
     return Image.open(item.path).convert("RGB")
 
 
-def tumour_mask(item: OutsideSlice, side: int) -> np.ndarray:
-    """The tumour mask at side×side (bool), for TCGA slices; all False for the others."""
+def tumour_mask(item: OutsideSlice, shape: int | tuple[int, int]) -> np.ndarray:
+    """The tumour mask (bool) at side×side or (height, width), for TCGA slices; all False for the others."""
+    height, width = (shape, shape) if isinstance(shape, int) else shape
     if item.mask is None:
-        return np.zeros((side, side), dtype=bool)
-    mask = np.asarray(Image.open(item.mask).convert("L").resize((side, side), Image.NEAREST))
-    return mask > 127
+        return np.zeros((height, width), dtype=bool)
+    return np.asarray(Image.open(item.mask).convert("L").resize((width, height), Image.NEAREST)) > 127
 
 
 def decode(items: list[OutsideSlice], side: int, clahe: bool = False, cache_dir: Path | None = None, desc: str = "outside") -> torch.Tensor:
@@ -189,12 +189,12 @@ def labels_of(items: list[OutsideSlice]) -> np.ndarray:
     return np.array([CLASSES.index(s.label) for s in items], dtype=np.int64)
 
 
-def tcga_stack(root: Path, patient: str, sequence: str) -> Volume:
-    """A TCGA-LGG patient's slices of one sequence in slice order, as a scan."""
+def tcga_stack(root: Path, patient: str, sequence: str) -> tuple[Volume, list[int]]:
+    """A TCGA-LGG patient's slices of one sequence in slice order, as a scan, and the slice numbers <n> in that order."""
     folder = _require(Path(root) / "tcga-lgg") / patient
     numbers = sorted(int(m.group(1)) for f in folder.iterdir() if (m := re.search(rf"_(\d+)_{sequence}\.jpg$", f.name)))
     slices = [np.asarray(Image.open(folder / f"{patient}_{n}_{sequence}.jpg").convert("L")) for n in numbers]
-    return volume_of_slices(f"{patient} ({sequence})", "image stack", "axial", slices)
+    return volume_of_slices(f"{patient} ({sequence})", "image stack", "axial", slices), numbers
 
 
 # ---------------------------------------------------------------- outside collections in a training run

@@ -58,3 +58,25 @@ def record_localisation(folder: Path, metrics: dict, default: dict | None = None
                                                           "best pointing game's 95% interval"}
 
     _update(folder, change)
+
+
+def record_outside_metrics(folder: Path, metrics: dict) -> None:
+    """Store the outside benchmark's figures (training.evaluate_outside) under metrics["outside"]."""
+
+    def change(config: ModelConfig) -> None:
+        config.metrics["outside"] = {"part": metrics["part"], "split": metrics["split"], "slices": metrics["slices"],
+                                     "scans": metrics["scans"], "pointing_game": metrics["pointing_game"],
+                                     "scan_rule": metrics["scan_rule"], "measured_by": "training.evaluate_outside"}
+        if config.scan_rule and metrics["part"] == "eval":  # a chosen rule now says what it scored on held-out volumes
+            healthy, stacks = metrics["scans"]["nichart/all"]["no_tumour_summary"], metrics["scans"]["tcga-lgg/all"]["tumour_summary"]
+            config.scan_rule["checked"] = (
+                f"Checked on held-out scans from other collections: {round(healthy['share'] * healthy['n'])} of {healthy['n']} "
+                f"healthy volumes (NiChart) were called healthy and a tumour was found in {round(stacks['share'] * stacks['n'])} "
+                f"of {stacks['n']} glioma stacks (TCGA-LGG); other scanners and tumour types may differ.")
+
+    _update(folder, change)
+
+
+def record_scan_rule(folder: Path, entry: dict) -> None:
+    """Make `entry` (training.choose_scan_rule's choice) the weights' whole-scan rule."""
+    _update(folder, lambda config: setattr(config, "scan_rule", entry))

@@ -1,0 +1,141 @@
+"""The outside collections: their reading and split, balanced sampling, the stacked augmentation, training on them,
+the outside benchmark and the scan rule chosen on them (a generated folder that mirrors the real one's names)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brain_tumor import Classifier
+from brain_tumor.card import model_card, summary_line
+from training import outside
+from training.augment import AugmentConfig, augment
+from tests.helpers import nifti_bytes, run_module
+
+SLICES = 10  # per TCGA stack; tumour on 5 and 6
+TUMOUR = (5, 6)
+
+
+def _record() -> dict:
+    return json.loads(outside.SPLIT_FILE.read_text())
+
+
+def _head(size: int, seed: int, tumour: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[:size, :size] / size
+    head = (((ys - 0.5) / 0.42) ** 2 + ((xs - 0.5) / 0.36) ** 2 <= 1) * 110.0 + rng.normal(0, 6, (size, size))
+    if tumour:
+        head[((ys - 0.4) / 0.1) ** 2 + ((xs - 0.6) / 0.1) ** 2 <= 1] = 230
+    return np.clip(head, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def outside_folder(tmp_path_factory):
+    """Two train, one validation and one evaluation patient or subject of each collection, under their real names."""
+    root = tmp_path_factory.mktemp("outside")
+    record = _record()
+    for part, count in (("train", 2), ("val", 1), ("eval", 1)):
+        for k, patient in enumerate(record["tcga-lgg"]["parts"][part][:count]):
+            folder = root / "tcga-lgg" / patient
+            folder.mkdir(parents=True)
+            for n in range(1, SLICES + 1):
+                for q, sequence in enumerate(outside.TCGA_SEQUENCES):
+                    Image.fromarray(_head(64, 1000 * k + 10 * n + q, n in TUMOUR)).save(folder / f"{patient}_{n}_{sequence}.jpg")
+                mask = np.zeros((64, 64), np.uint8)
+                if n in TUMOUR:
+                    mask[22:30, 34:42] = 255
+                Image.fromarray(mask).save(folder / f"{patient}_{n}_mask.png")
+        groups = record["oasis"]["groups"]
+        for key in [k for k, g in groups.items() if g in record["oasis"]["parts"][part]][:4]:
+            (root / "oasis" / key).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_head(56, hash(key) % 1000, False)[:, 4:52]).save(root / "oasis" / key)
+        for subject in record["nichart"]["parts"][part][:1]:
+            (root / "nichart").mkdir(exist_ok=True)
+            for sequence in outside.NICHART_SEQUENCES:
+                volume = np.stack([_head(32, i, False) * (0 if i in (0, 11) else 1) for i in range(12)], axis=2).astype(np.float32)
+                (root / "nichart" / f"{subject}_{sequence}.nii.gz").write_bytes(nifti_bytes(volume, zooms=(2.0, 2.0, 2.0)))
+    return root
+
+
+def test_tcga_slices_are_labelled_by_their_mask_and_neighbours_of_a_tumour_teach_nothing(outside_folder):
+    slices = outside.tcga_slices(outside_folder)
+    assert len(slices) == 4 * SLICES * 3
+    one = [s for s in slices if s.subject == slices[0].subject and s.sequence == "post"]
+    assert [s.index for s in one if s.label == "glioma"] == list(TUMOUR)
+    assert [s.index for s in one if s.edge] == [4, 7]  # within TUMOUR_FREE_MARGIN of a tumour slice, mask empty
+    taught = outside.training_slices(outside_folder, "train")
+    assert not any(s.edge for s in taught) and {s.collection for s in taught} == {"tcga-lgg", "oasis", "nichart"}
+
+
+def test_every_subject_is_in_one_part_and_the_parts_never_share_one(outside_folder):
+    everything = outside.all_slices(outside_folder)
+    parts = {part: {(s.collection, s.subject) for s in outside.in_part(everything, part)} for part in outside.PARTS}
+    assert all(parts.values()) and not (parts["train"] & parts["val"] or parts["train"] & parts["eval"] or parts["val"] & parts["eval"])
+    assert outside.part_of("tcga-lgg", "TCGA_XX_0000_20000101") is None  # a patient the record does not name
+    record = _record()["tcga-lgg"]["parts"]
+    assert not set(record["train"]) & set(record["eval"]) and len(record["eval"]) >= 30
+
+
+def test_balanced_sampling_gives_each_class_and_each_collection_within_it_the_same_share():
+    cells = ["kaggle/glioma"] * 100 + ["tcga-lgg/glioma"] * 900 + ["kaggle/notumor"] * 50 + ["oasis/notumor"] * 10 + ["nichart/notumor"] * 40
+    weights = outside.balanced_weights(cells)
+    share = {cell: float(weights[[i for i, c in enumerate(cells) if c == cell]].sum() / weights.sum()) for cell in set(cells)}
+    assert share["kaggle/glioma"] == pytest.approx(0.25) and share["tcga-lgg/glioma"] == pytest.approx(0.25)
+    assert all(share[c] == pytest.approx(1 / 6) for c in ("kaggle/notumor", "oasis/notumor", "nichart/notumor"))
+
+
+def test_stacked_augmentation_changes_quality_and_appearance_and_keeps_masks_in_step():
+    images = torch.from_numpy(np.stack([np.repeat(_head(64, i, True)[None], 3, 0) for i in range(8)]))
+    masks = torch.from_numpy(np.stack([(_head(64, i, True) > 200).astype(np.uint8) for i in range(8)]))
+    config = AugmentConfig.stacked()
+    first, warped = augment(images, config, torch.Generator().manual_seed(1), masks=masks)
+    again, _ = augment(images, config, torch.Generator().manual_seed(1), masks=masks)
+    assert torch.equal(first, again) and first.shape == (8, 3, 64, 64) and 0 <= first.min() and first.max() <= 255
+    assert torch.allclose(first[:, 0], first[:, 1]) and torch.allclose(first[:, 1], first[:, 2])  # grey stays grey
+    plain = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), rotation=0.0, hflip=False, brightness=0.0, contrast=0.0)
+    for name in ("blur", "noise", "thick", "gamma", "curve", "strip"):
+        changed = augment(images, AugmentConfig(**plain, **{name: 1.0}), torch.Generator().manual_seed(2))
+        assert (changed - images.float()).abs().mean() > 0.5, name
+    assert torch.allclose(augment(images, AugmentConfig(**plain), torch.Generator().manual_seed(2)), images.float(), atol=1e-3)
+    # the spatial part moves the masks with the images: the mask stays on the bright blob
+    bright = first[:, 0] > 150
+    assert (warped > 0.5).sum() > 0 and ((warped > 0.5) & bright).sum() / (warped > 0.5).sum() > 0.5
+
+
+@pytest.mark.slow  # a training run, the benchmark twice and the rule chooser (about 60 s)
+def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(outside_folder, kaggle_dataset, tmp_path):
+    out = tmp_path / "run"
+    result = run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--outside", outside_folder,
+                        "--augment", "stacked", "--epoch-size", "48", "--out", out, "--epochs", "1", "--image-size", "32",
+                        "--batch-size", "8", "--workers", "1", "--device", "cpu", "--cache-dir", tmp_path / "cache")
+    assert "outside: train" in result.stdout + result.stderr
+    config = Classifier.from_pretrained(out / "weights").config
+    notes = config.provenance["split_notes"]["outside"]
+    assert notes["train"]["tcga-lgg/post/glioma"] == 2 * len(TUMOUR) and notes["val"]["oasis/T1/notumor"] >= 1
+    assert config.metrics["validation"]["n"] > 4 * 1  # Kaggle's validation share and the outside validation part
+
+    weights = out / "weights"
+    scores = tmp_path / "train-scores"
+    run_module("training.evaluate_outside", "--weights", weights, "--data", outside_folder, "--part", "train", "--scans-only",
+               "--out", scores, "--backend", "torch")
+    chosen = run_module("training.choose_scan_rule", "--scores", scores, "--weights", weights, "--write")
+    assert "chosen: level" in chosen.stdout and Classifier.from_pretrained(weights).config.scan_rule["chosen_by"]
+    report = tmp_path / "eval"
+    done = run_module("training.evaluate_outside", "--weights", weights, "--data", outside_folder, "--out", report, "--cam-slices", "2",
+                      "--backend", "torch", "--write-config")
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["part"] == "eval" and metrics["slices"]["tcga-lgg/post"]["tumour_found"]["n"] == len(TUMOUR)
+    assert metrics["scans"]["nichart/all"]["no_tumour_summary"]["n"] == 2 and metrics["scans"]["tcga-lgg/all"]["tumour_summary"]["n"] == 3
+    assert metrics["pointing_game"]["flair"]["n"] == 2 and (report / "outside.png").stat().st_size > 10_000
+    assert "TCGA-LGG tumour slices found" in done.stdout and "| TCGA-LGG post |" in (report / "summary.md").read_text()
+    stored = Classifier.from_pretrained(weights).config
+    assert stored.metrics["outside"]["part"] == "eval" and "Checked on held-out scans" in stored.scan_rule["checked"]
+    assert "other collections' scans" in summary_line(stored) and "Outside the Kaggle collection" in model_card(stored)
+
+
+def test_the_scan_rule_chooser_names_a_missing_score_folder(tiny_baseline, tmp_path):
+    failed = run_module("training.choose_scan_rule", "--scores", tmp_path / "none", "--weights", tiny_baseline, expect=2)
+    assert "has no slices.csv" in failed.stderr and failed.stderr.count("\n") == 1
