@@ -22,7 +22,7 @@ from brain_tumor.errors import exit_status
 from brain_tumor.ood import SIDES, reasons
 from brain_tumor.preprocess import to_uint8_tensor
 from brain_tumor.weights import CONFIG_NAME
-from training import twins
+from training import outside, twins
 from training.calibration import OOD_QUANTILE, non_mri_images, ood_scores, ood_section
 from training.data import DEFAULT_CACHE, cache_folder, load_run_data, split_recipe_of
 
@@ -31,6 +31,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="a local weights folder (its config.json is updated)")
     p.add_argument("--data", default=None, help="the dataset the model was trained on (default: the one its recipe names)")
+    p.add_argument("--outside", default=None, help="the outside collections' folder, for weights trained with --outside "
+                   "(default: the one their recipe names)")
     p.add_argument("--quantile", type=float, default=OOD_QUANTILE, help="tail share of validation images allowed past each bound")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="decoded-image cache ('' to disable)")
     return p
@@ -41,6 +43,9 @@ def calibrate(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(folder, backend="torch")
     model, config = classifier.model, classifier.config
     data = load_run_data(split_recipe_of(classifier.config, args.data), cache_folder(args.cache_dir))
+    collections = (config.provenance.get("recipe") or {}).get("outside")
+    if collections:  # the run validated on the outside collections' validation part too (training.fit --outside)
+        outside.add_to_run(data, args.outside or collections, config.image_size, config.clahe, cache_folder(args.cache_dir))
     section = ood_section(model, config, data.val_images if data.val_images is not None else torch.empty(0), quantile=args.quantile)
     bounds = section["bounds"]
 
