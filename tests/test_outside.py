@@ -139,3 +139,13 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
 def test_the_scan_rule_chooser_names_a_missing_score_folder(tiny_baseline, tmp_path):
     failed = run_module("training.choose_scan_rule", "--scores", tmp_path / "none", "--weights", tiny_baseline, expect=2)
     assert "has no slices.csv" in failed.stderr and failed.stderr.count("\n") == 1
+
+
+@pytest.mark.slow  # a gated run (about 30 s)
+def test_tcga_masks_teach_a_gated_model_beside_the_figshare_boxes(outside_folder, kaggle_dataset, boxes_folder, tiny_resnet, tmp_path):
+    out = tmp_path / "gated"
+    run_module("training.fit", "--model", "resnet50_gated", "--init", tiny_resnet, "--data", kaggle_dataset, "--boxes", boxes_folder,
+               "--outside", outside_folder, "--epoch-size", "16", "--epochs", "1", "--out", out, "--cache-dir", "", "--image-size", "64",
+               "--batch-size", "8", "--workers", "1", "--device", "cpu", "--no-test")
+    boxes = Classifier.from_pretrained(out / "weights").config.provenance["boxes"]
+    assert boxes["outside_tumour_masks"] == 2 * len(TUMOUR) * 3  # the train patients' tumour slices, every sequence

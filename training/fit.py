@@ -301,6 +301,7 @@ def main(args: argparse.Namespace) -> int:
     if boxes is not None and added is not None:  # TCGA-LGG's tumour masks teach the gate too
         boxes.train_masks[kaggle_train:][added.has_mask] = added.masks[added.has_mask]
         boxes.train_has_mask[kaggle_train:] |= added.has_mask
+        boxes.notes["outside_tumour_masks"] = int((added.masks.flatten(1).amax(1) > 0).sum())
     if cells is not None and boxes is not None:
         cells = cells + [f"figshare-boxes/{CLASSES[c]}" for c in boxes.extra_labels]
     weights = outside.balanced_weights(cells) if cells is not None else None
