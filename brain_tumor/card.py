@@ -93,11 +93,12 @@ def outside_sentence(config: ModelConfig) -> str:
     if not found:
         return ""
     slices, scans = found["slices"], found["scans"]
-    tumour = ", ".join(f"{name} {slices[f'tcga-lgg/{key}']['tumour_found']['share']:.0%}"
-                       for key, name in (("post", "post-contrast T1"), ("pre", "pre-contrast T1"), ("flair", "FLAIR")))
+    found = [f"{slices[f'tcga-lgg/{key}']['tumour_found']['share']:.0%} of {name}"
+             for key, name in (("post", "post-contrast T1"), ("pre", "pre-contrast T1"), ("flair", "FLAIR"))]
+    tumour = f"{found[0]}, {found[1]} and {found[2]}"
     glioma = slices["tcga-lgg/post"]["named_glioma"]["share"]
     healthy, stacks = scans["nichart/all"]["no_tumour_summary"], scans["tcga-lgg/all"]["tumour_summary"]
-    return (f"On scans from collections it was not measured on (the held-out part of TCGA-LGG gliomas, OASIS and NiChart healthy "
+    return (f"On scans from collections outside the Kaggle set (the held-out part of TCGA-LGG gliomas, OASIS and NiChart healthy "
             f"brains), it found a tumour on {tumour} glioma slices (named glioma on {glioma:.0%} of post-contrast ones), "
             f"answered no tumour on {slices['oasis/T1']['no_tumour']['share']:.0%} of OASIS slices, called "
             f"{round(healthy['share'] * healthy['n'])} of {healthy['n']} healthy whole volumes healthy and found a tumour in "
@@ -120,6 +121,14 @@ def _outside_table(config: ModelConfig) -> str:
     return ("| outside collections (held-out part) | tumour found / right answer | named glioma |\n| --- | --- | --- |\n"
             + "\n".join(rows) + (f"\n\nHeatmap peak inside the TCGA-LGG tumour mask: {points}." if points else "")
             + f"\n\nWhole scans are summarised by this rule: {found['scan_rule']}")
+
+
+def _outside_data(config: ModelConfig) -> str:
+    if not (config.provenance.get("recipe") or {}).get("outside"):
+        return ""
+    return ("\nand on the train part of three collections outside it (split by patient or subject, `training/splits/outside.json`): "
+            "TCGA-LGG lower-grade gliomas (The Cancer Genome Atlas via TCIA, CC BY 3.0), OASIS-1 (open access under its data use "
+            "terms) and NiChart demo volumes (no tumour). Research use.\n")
 
 
 def _explained_layer(config: ModelConfig) -> str:
@@ -196,7 +205,7 @@ model.explain("slice.jpg").overlay.save("heatmap.png")
 Trained on the Kaggle "Brain Tumor MRI Dataset" ([{DATASET}](https://www.kaggle.com/datasets/{DATASET}), listed as CC0),
 which merges:
 {sources}
-
+{_outside_data(config)}
 ## Limitations
 - Trained on one public collection of 2D slices (mostly T1 post-contrast, some T2/FLAIR); other scanners,
   sequences, paediatric cases and tumour types outside the four classes are out of distribution.
@@ -220,6 +229,8 @@ def summary_line(config: ModelConfig) -> str:
     init = str(config.provenance.get("init"))
     origin = {"scratch": "trained from scratch", "imagenet": "fine-tuned from ImageNet"}.get(init, "trained")
     text = f"{arch}, {origin} on the Kaggle Brain Tumor MRI Dataset (Training split)"
+    if (config.provenance.get("recipe") or {}).get("outside"):
+        text += " and the train part of three other collections (TCGA-LGG, OASIS, NiChart)"
     clean, full = config.metrics.get("test_clean"), config.metrics.get("test")
     if clean:
         text += f"; accuracy {_pct(clean['accuracy'])} on the {clean['n']} test images with no training twin"
