@@ -528,7 +528,7 @@ def api_endpoints(offer: Models) -> None:
     def classify_scan(files: list[str], model: str = names[0], plane: str = "axial"):
         """Score a whole brain MRI scan slice by slice: a NIfTI volume (.nii or .nii.gz), or a DICOM series (its files, or a .zip of them).
 
-        Research use only: this is not a medical device, and the scan summary is not validated on real volumes.
+        Research use only: this is not a medical device, and the scan summary's rule was checked on only a few volumes from other collections (the answer's warning says how it scored).
 
         Args:
             files: the NIfTI file, or the DICOM files (or one .zip) of the series.

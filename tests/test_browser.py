@@ -254,7 +254,7 @@ def test_a_nifti_volume_shows_its_plot_slider_and_key_slice(page, tmp_path):
     page.wait_for_function(r"/\d+\/140 slices/.test(document.body.innerText)")  # the progress bar counts the slices scored
     wait_for_scan(page, "a NIfTI volume of 189 axial slices")
     summary = page.locator("#scan-summary").inner_text()
-    assert "Not validated on whole scans" in summary and "Rule:" in summary
+    assert "Checked on held-out scans" in summary and "Rule:" in summary
     caption = page.locator("#scan-caption").inner_text()
     assert "(key slice)" in caption and "Heatmap for:" in caption
     assert page.locator("#scan-slider").is_visible()
