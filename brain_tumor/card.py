@@ -131,6 +131,13 @@ def _outside_data(config: ModelConfig) -> str:
             "terms) and NiChart demo volumes (no tumour). Research use.\n")
 
 
+def _trained_on(config: ModelConfig) -> str:
+    if (config.provenance.get("recipe") or {}).get("outside"):
+        return ("Trained on the Kaggle collection and the train part of three others (TCGA-LGG gliomas in three sequences, OASIS and "
+                "NiChart healthy brains); its outside figures are on other patients of those same collections")
+    return "Trained on one public collection of 2D slices (mostly T1 post-contrast, some T2/FLAIR)"
+
+
 def _explained_layer(config: ModelConfig) -> str:
     """Where the default heatmap is read: the weights' own choice, else the architecture's layer, as people should read it."""
     if config.explanation.get("layer"):
@@ -207,7 +214,7 @@ which merges:
 {sources}
 {_outside_data(config)}
 ## Limitations
-- Trained on one public collection of 2D slices (mostly T1 post-contrast, some T2/FLAIR); other scanners,
+- {_trained_on(config)}; other scanners,
   sequences, paediatric cases and tumour types outside the four classes are out of distribution.
 - A confident answer is not a diagnosis. The heatmap shows which regions raised the class score, not why.
 """
