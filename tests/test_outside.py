@@ -136,6 +136,12 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
     assert "other collections' scans" in summary_line(stored) and "Outside the Kaggle collection" in model_card(stored)
 
 
+def test_an_epoch_size_without_balanced_sampling_is_refused_in_one_sentence(kaggle_dataset, tmp_path):
+    failed = run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--epoch-size", "64",
+                        "--out", tmp_path / "run", "--epochs", "1", "--image-size", "32", "--cache-dir", "", expect=2)
+    assert "pass --balance collections" in failed.stderr and "Traceback" not in failed.stderr
+
+
 def test_the_scan_rule_chooser_names_a_missing_score_folder(tiny_baseline, tmp_path):
     failed = run_module("training.choose_scan_rule", "--scores", tmp_path / "none", "--weights", tiny_baseline, expect=2)
     assert "has no slices.csv" in failed.stderr and failed.stderr.count("\n") == 1

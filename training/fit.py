@@ -285,6 +285,8 @@ def main(args: argparse.Namespace) -> int:
         log.line(f"outside: train {sum(added.notes['train'].values())} {json.dumps(added.notes['train'])} | "
                  f"val {sum(added.notes['val'].values())}")
     balance = args.balance or ("collections" if args.outside else "none")
+    if args.epoch_size and balance != "collections":
+        raise UsageError("--epoch-size sets how many images balanced sampling draws; pass --balance collections (or --outside) too.")
     cells = (added.cells if added else [f"kaggle/{CLASSES[c]}" for c in data.train.labels]) if balance == "collections" else None
     boxes = None
     if args.box_refit and not args.boxes:
