@@ -1,6 +1,6 @@
 # Entry points for a fresh clone; each creates .venv on first use.
 #   make app         set up and start the web app on http://127.0.0.1:7860 (and its MCP tool)
-#   make test        set up and run the test suite (the quick part: a few minutes)
+#   make test        set up and run the test suite (the quick part: about 2 minutes on 2 cores, 4 at most)
 #   make test-slow   the rest: multi-process training and the browser tests (CI runs both)
 # Add CPU=1 to take PyTorch's CPU-only wheels (download.pytorch.org) instead of the default CUDA build.
 PYTHON ?= python3
