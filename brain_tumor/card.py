@@ -87,22 +87,31 @@ def _localisation_text(config: ModelConfig) -> str:
             f"at the centre of the head) scores {prior.get('pointing_game', float('nan')):.0%} and {prior.get('energy_ratio', float('nan')):.1f}×.")
 
 
+def learnt_outside(config: ModelConfig) -> bool:
+    """Whether the weights learnt from the outside collections' train part (training.fit --outside)."""
+    return bool((config.provenance.get("recipe") or {}).get("outside"))
+
+
+def count_of(entry: dict) -> str:
+    """A measured share as 'k of n' (a benchmark entry: {"share", "n", ...})."""
+    return f"{round(entry['share'] * entry['n'])} of {entry['n']}"
+
+
 def outside_sentence(config: ModelConfig) -> str:
     """What the outside benchmark found (training.evaluate_outside), in one sentence ('' if not measured)."""
     found = config.metrics.get("outside")
     if not found:
         return ""
     slices, scans = found["slices"], found["scans"]
-    found = [f"{slices[f'tcga-lgg/{key}']['tumour_found']['share']:.0%} of {name}"
-             for key, name in (("post", "post-contrast T1"), ("pre", "pre-contrast T1"), ("flair", "FLAIR"))]
-    tumour = f"{found[0]}, {found[1]} and {found[2]}"
+    shares = [f"{slices[f'tcga-lgg/{key}']['tumour_found']['share']:.0%} of {name}"
+              for key, name in (("post", "post-contrast T1"), ("pre", "pre-contrast T1"), ("flair", "FLAIR"))]
+    tumour = f"{shares[0]}, {shares[1]} and {shares[2]}"
     glioma = slices["tcga-lgg/post"]["named_glioma"]["share"]
     healthy, stacks = scans["nichart/all"]["no_tumour_summary"], scans["tcga-lgg/all"]["tumour_summary"]
     return (f"On scans from collections outside the Kaggle set (the held-out part of TCGA-LGG gliomas, OASIS and NiChart healthy "
             f"brains), it found a tumour on {tumour} glioma slices (named glioma on {glioma:.0%} of post-contrast ones), "
             f"answered no tumour on {slices['oasis/T1']['no_tumour']['share']:.0%} of OASIS slices, called "
-            f"{round(healthy['share'] * healthy['n'])} of {healthy['n']} healthy whole volumes healthy and found a tumour in "
-            f"{round(stacks['share'] * stacks['n'])} of {stacks['n']} glioma stacks.")
+            f"{count_of(healthy)} healthy whole volumes healthy and found a tumour in {count_of(stacks)} glioma stacks.")
 
 
 def _outside_table(config: ModelConfig) -> str:
@@ -124,7 +133,7 @@ def _outside_table(config: ModelConfig) -> str:
 
 
 def _outside_data(config: ModelConfig) -> str:
-    if not (config.provenance.get("recipe") or {}).get("outside"):
+    if not learnt_outside(config):
         return ""
     return ("\nand on the train part of three collections outside it (split by patient or subject, `training/splits/outside.json`): "
             "TCGA-LGG lower-grade gliomas (The Cancer Genome Atlas via TCIA, CC BY 3.0), OASIS-1 (open access under its data use "
@@ -132,7 +141,7 @@ def _outside_data(config: ModelConfig) -> str:
 
 
 def _trained_on(config: ModelConfig) -> str:
-    if (config.provenance.get("recipe") or {}).get("outside"):
+    if learnt_outside(config):
         return ("Trained on the Kaggle collection and the train part of three others (TCGA-LGG gliomas in three sequences, OASIS and "
                 "NiChart healthy brains); its outside figures are on other patients of those same collections")
     return "Trained on one public collection of 2D slices (mostly T1 post-contrast, some T2/FLAIR)"
@@ -236,7 +245,7 @@ def summary_line(config: ModelConfig) -> str:
     init = str(config.provenance.get("init"))
     origin = {"scratch": "trained from scratch", "imagenet": "fine-tuned from ImageNet"}.get(init, "trained")
     text = f"{arch}, {origin} on the Kaggle Brain Tumor MRI Dataset (Training split)"
-    if (config.provenance.get("recipe") or {}).get("outside"):
+    if learnt_outside(config):
         text += " and the train part of three other collections (TCGA-LGG, OASIS, NiChart)"
     clean, full = config.metrics.get("test_clean"), config.metrics.get("test")
     if clean:
@@ -250,7 +259,7 @@ def summary_line(config: ModelConfig) -> str:
         post, healthy = outside["slices"]["tcga-lgg/post"]["tumour_found"], outside["scans"]["nichart/all"]["no_tumour_summary"]
         text += (f"; on other collections' scans it found {post['share']:.0%} of post-contrast glioma slices "
                  f"({outside['slices']['tcga-lgg/flair']['tumour_found']['share']:.0%} on FLAIR) and called "
-                 f"{round(healthy['share'] * healthy['n'])} of {healthy['n']} healthy volumes healthy")
+                 f"{count_of(healthy)} healthy volumes healthy")
     local = config.metrics.get("localisation_eval")
     if local:
         text += (f"; its heatmap's peak falls inside the tumour box on {local['pointing_game']:.0%} of {local['n']} held-out slices "

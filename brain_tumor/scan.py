@@ -187,8 +187,9 @@ def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Seq
         if progress:
             progress(min(begin + BATCH, len(todo)), len(todo))
     rule = ScanRule.of(classifier.config)
-    label, run = rule.summarise(predictions, volume.head_area)
-    key = key_slice(predictions, volume.head_area, rule, run)
+    areas = volume.head_area  # computed from every slice: once
+    label, run = rule.summarise(predictions, areas)
+    key = key_slice(predictions, areas, rule, run)
     explanation = classifier.explain(volume.picture(key))
     return ScanResult(volume, predictions, key, explanation, label, run, classifier.version, rule)
 

@@ -148,23 +148,32 @@ def decode_images(paths: list[Path], size: int, clahe: bool = False, workers: in
 
     With cache_dir, the result is kept as a .npy keyed by the file list and size.
     """
+    def decode() -> np.ndarray:
+        out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+        jobs = [(str(p), size, clahe) for p in paths]
+        pool_size = workers or min(16, os.cpu_count() or 1)
+        if pool_size > 1 and len(paths) > 64:
+            with ProcessPoolExecutor(pool_size) as pool:
+                for i, image in enumerate(tqdm(pool.map(_decode_one, jobs, chunksize=32), total=len(jobs), desc=desc, leave=False)):
+                    out[i] = image
+        else:
+            for i, job in enumerate(tqdm(jobs, desc=desc, leave=False)):
+                out[i] = _decode_one(job)
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+    return cached_images(decode, "\n".join(str(Path(p).resolve()) for p in paths), size, clahe, cache_dir, desc)
+
+
+def cached_images(decode, sources: str, size: int, clahe: bool, cache_dir: Path | None, desc: str) -> torch.Tensor:
+    """decode()'s N×3×size×size uint8 array as a tensor, kept under cache_dir as a .npy keyed by `sources` (one line per
+    image), the size and CLAHE, so a later run with the same images reads it instead."""
     cache_file = None
     if cache_dir is not None:
-        key = hashlib.sha256(("\n".join(str(Path(p).resolve()) for p in paths) + f"|{size}|{clahe}").encode()).hexdigest()[:16]
+        key = hashlib.sha256((sources + f"|{size}|{clahe}").encode()).hexdigest()[:16]
         cache_file = Path(cache_dir) / f"{desc}-{size}-{key}.npy"
         if cache_file.is_file():
             return torch.from_numpy(np.load(cache_file))
-    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
-    jobs = [(str(p), size, clahe) for p in paths]
-    workers = workers or min(16, os.cpu_count() or 1)
-    if workers > 1 and len(paths) > 64:
-        with ProcessPoolExecutor(workers) as pool:
-            for i, image in enumerate(tqdm(pool.map(_decode_one, jobs, chunksize=32), total=len(jobs), desc=desc, leave=False)):
-                out[i] = image
-    else:
-        for i, job in enumerate(tqdm(jobs, desc=desc, leave=False)):
-            out[i] = _decode_one(job)
-    out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    out = decode()
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")

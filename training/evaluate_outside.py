@@ -98,8 +98,9 @@ def score_scans(classifier: Classifier, root: Path, items: list[outside.OutsideS
                       for i in range(len(volume))]
             truth = "notumor"
         result = classify_scan(classifier, volume)
-        largest = max(volume.head_area) or 1.0
-        for item, prediction, area in zip(slices, result.predictions, volume.head_area):
+        areas = volume.head_area
+        largest = max(areas) or 1.0
+        for item, prediction, area in zip(slices, result.predictions, areas):
             if prediction is not None:
                 slice_rows.append(_row(item, prediction, area / largest))
         scan_rows.append({"collection": collection, "subject": subject, "sequence": sequence, "truth": truth,

@@ -26,7 +26,7 @@ from brain_tumor.errors import UserError
 from brain_tumor.preprocess import resize_image
 from brain_tumor.volumes import Volume, read_nifti, volume_of_slices
 from training import twins
-from training.data import Split
+from training.data import Split, cached_images
 
 SPLIT_FILE = Path(__file__).with_name("splits") / "outside.json"
 PARTS = ("train", "val", "eval")
@@ -168,21 +168,13 @@ def tumour_mask(item: OutsideSlice, shape: int | tuple[int, int]) -> np.ndarray:
 
 def decode(items: list[OutsideSlice], side: int, clahe: bool = False, cache_dir: Path | None = None, desc: str = "outside") -> torch.Tensor:
     """N×3×side×side uint8 images of the slices (kept under cache_dir, keyed by the slices and size)."""
-    cache_file = None
-    if cache_dir is not None:
-        key = hashlib.sha256(("\n".join(f"{s.path.resolve()}#{s.index}" for s in items) + f"|{side}|{clahe}").encode()).hexdigest()[:16]
-        cache_file = Path(cache_dir) / f"{desc}-{side}-{key}.npy"
-        if cache_file.is_file():
-            return torch.from_numpy(np.load(cache_file))
-    out = np.empty((len(items), 3, side, side), dtype=np.uint8)
-    for i, item in enumerate(tqdm(items, desc=desc, leave=False)):
-        out[i] = resize_image(picture(item), side, clahe).transpose(2, 0, 1)
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(".tmp.npy")
-        np.save(partial, out)
-        partial.replace(cache_file)
-    return torch.from_numpy(out)
+    def read() -> np.ndarray:
+        out = np.empty((len(items), 3, side, side), dtype=np.uint8)
+        for i, item in enumerate(tqdm(items, desc=desc, leave=False)):
+            out[i] = resize_image(picture(item), side, clahe).transpose(2, 0, 1)
+        return out
+
+    return cached_images(read, "\n".join(f"{s.path.resolve()}#{s.index}" for s in items), side, clahe, cache_dir, desc)
 
 
 def labels_of(items: list[OutsideSlice]) -> np.ndarray:

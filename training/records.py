@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from brain_tumor.card import model_card
+from brain_tumor.card import count_of, model_card
 from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UsageError
 from brain_tumor.weights import CARD_NAME, CONFIG_NAME
@@ -70,9 +70,9 @@ def record_outside_metrics(folder: Path, metrics: dict) -> None:
         if config.scan_rule and metrics["part"] == "eval":  # a chosen rule now says what it scored on held-out volumes
             healthy, stacks = metrics["scans"]["nichart/all"]["no_tumour_summary"], metrics["scans"]["tcga-lgg/all"]["tumour_summary"]
             config.scan_rule["checked"] = (
-                f"Checked on held-out scans from other collections: {round(healthy['share'] * healthy['n'])} of {healthy['n']} "
-                f"healthy volumes (NiChart) were called healthy and a tumour was found in {round(stacks['share'] * stacks['n'])} "
-                f"of {stacks['n']} glioma stacks (TCGA-LGG); other scanners and tumour types may differ.")
+                f"Checked on held-out scans from other collections: {count_of(healthy)} healthy volumes (NiChart) were called "
+                f"healthy and a tumour was found in {count_of(stacks)} glioma stacks (TCGA-LGG); other scanners and tumour types "
+                "may differ.")
 
     _update(folder, change)
 
