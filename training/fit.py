@@ -80,6 +80,11 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="collections: each epoch draws with replacement so every class, and every collection within a class, "
                         "has the same share (default with --outside)")
     p.add_argument("--epoch-size", type=int, default=None, help="images drawn per epoch with --balance collections (default: all)")
+    p.add_argument("--distil", default=None,
+                   help="a weights folder (same architecture) whose answers on the Kaggle training images the model keeps: a "
+                        "distillation term (learning without forgetting) beside cross-entropy, while it learns the other collections")
+    p.add_argument("--distil-weight", type=float, default=1.0, help="weight of the --distil term")
+    p.add_argument("--distil-temperature", type=float, default=2.0, help="softmax temperature of the --distil term")
     p.add_argument("--crop-scale", type=float, default=0.7, help="smallest area fraction of the random resized crop")
     p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation metric (0: never)")
@@ -204,8 +209,17 @@ def epoch_batches(n: int, args, epoch: int, rank: int, world: int, device, weigh
     return batches[: all_reduce_min(len(batches), device, world)]
 
 
+def distil_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher ‖ student) of the softened answers, scaled by T² so its gradients keep their size (Hinton et al., 2015)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student.float() / t, 1), F.log_softmax(teacher.float() / t, 1), log_target=True,
+                    reduction="batchmean") * t * t
+
+
 def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: ModelConfig, args, epoch: int, device, rank: int,
-                    world: int, use_amp: bool, aug: AugmentConfig) -> dict:
+                    world: int, use_amp: bool, aug: AugmentConfig, teacher: nn.Module | None = None,
+                    taught: torch.Tensor | None = None) -> dict:
+    """One epoch; with `teacher`, the items where `taught` is true also learn the teacher's answers (--distil)."""
     model.train()
     core = unwrap(model)
     for module in core.modules():  # frozen layers (--freeze-through, --finetune head) keep their batch-norm statistics
@@ -233,6 +247,11 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
                 if has.any():
                     box = gate_loss(gate[has], masks[has], args.box_mass_weight)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=args.label_smoothing) + args.box_weight * box
+            if teacher is not None and taught[idx].any():
+                keep = taught[idx].to(device)
+                with torch.no_grad():
+                    answers = teacher(x[keep])
+                loss = loss + args.distil_weight * distil_loss(logits[keep], answers, args.distil_temperature) * keep.float().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -362,6 +381,19 @@ def main(args: argparse.Namespace) -> int:
         log.line(f"pseudo-boxes: {len(found)} tumour images of Training boxed by {args.pseudo_boxes}'s gate")
         del teacher, teacher_inputs
     items = TrainItems(inputs, train_labels, start, masks, has_mask, weights)
+    teacher = taught = None
+    if args.distil:
+        if start or boxes:
+            raise UsageError("--distil teaches the whole network from images; run it without --freeze-through and --boxes.")
+        teacher, teacher_config = load_model(Path(args.distil))
+        if (teacher_config.architecture, teacher_config.image_size) != (args.model, config.image_size):
+            raise WeightsError(f"--distil {args.distil} holds {teacher_config.architecture} weights at {teacher_config.image_size} px; "
+                               f"it needs {args.model} weights at {config.image_size} px.")
+        teacher = teacher.to(device).eval().requires_grad_(False)
+        taught = torch.zeros(len(items), dtype=torch.bool)
+        taught[:kaggle_train] = True  # the Kaggle training images come first
+        log.line(f"distil: {int(taught.sum())} Kaggle training images keep {args.distil}'s answers "
+                 f"(weight {args.distil_weight}, temperature {args.distil_temperature})")
     optimizer = build_optimizer(args, model)
     per_rank = math.ceil((args.epoch_size if weights is not None and args.epoch_size else len(items)) / world)
     scheduler = build_scheduler(args, optimizer, max(1, per_rank // args.batch_size + (1 if per_rank % args.batch_size >= 2 else 0)))
@@ -397,7 +429,8 @@ def main(args: argparse.Namespace) -> int:
             set_trainable(model, args.model, head_only=False)
             log.line("two-phase: now training all layers")
         epoch_start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        row = train_one_epoch(train_model, optimizer, scheduler, items, config, args, epoch, device, rank, world, use_amp, aug)
+        row = train_one_epoch(train_model, optimizer, scheduler, items, config, args, epoch, device, rank, world, use_amp, aug,
+                              teacher, taught)
         throughputs.append(row["img_per_s"])
         row.update(validate(model, args.model, val, config, device, args.eval_batch_size, use_amp))
         if val.inputs is None:
