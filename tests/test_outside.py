@@ -155,3 +155,26 @@ def test_tcga_masks_teach_a_gated_model_beside_the_figshare_boxes(outside_folder
                "--batch-size", "8", "--workers", "1", "--device", "cpu", "--no-test")
     boxes = Classifier.from_pretrained(out / "weights").config.provenance["boxes"]
     assert boxes["outside_tumour_masks"] == 2 * len(TUMOUR) * 3  # the train patients' tumour slices, every sequence
+
+
+def test_the_distillation_term_is_nought_for_the_teachers_own_answers_and_grows_as_the_student_departs():
+    from training.fit import distil_loss
+
+    teacher = torch.tensor([[4.0, 0.0, -1.0, 0.5], [0.0, 3.0, 0.0, 0.0]])
+    assert distil_loss(teacher, teacher, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    near, far = teacher + torch.tensor([0.5, 0, 0, 0]), teacher.flip(1)
+    assert 0 < distil_loss(near, teacher, 2.0).item() < distil_loss(far, teacher, 2.0).item()
+
+
+@pytest.mark.slow  # a short run with a teacher (about 20 s)
+def test_a_run_that_learns_other_collections_can_keep_a_teachers_answers_on_kaggle(outside_folder, kaggle_dataset, tiny_baseline,
+                                                                                   tmp_path):
+    common = ["--model", "baseline", "--data", kaggle_dataset, "--outside", outside_folder, "--epoch-size", "32", "--epochs", "1",
+              "--image-size", "32", "--batch-size", "8", "--workers", "1", "--device", "cpu", "--cache-dir", "", "--no-test"]
+    result = run_module("training.fit", *common, "--init", "scratch", "--distil", tiny_baseline, "--out", tmp_path / "run")
+    assert "distil:" in result.stdout + result.stderr and "Kaggle training images keep" in result.stdout + result.stderr
+    recipe = Classifier.from_pretrained(tmp_path / "run" / "weights").config.provenance["recipe"]
+    assert recipe["distil"] == str(tiny_baseline) and recipe["distil_weight"] == 1.0
+    wrong = run_module("training.fit", *common, "--image-size", "48", "--init", "scratch", "--distil", tiny_baseline,
+                       "--out", tmp_path / "other", expect=2)
+    assert "it needs baseline weights at 48 px" in wrong.stderr and "Traceback" not in wrong.stderr
