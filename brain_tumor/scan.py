@@ -23,6 +23,7 @@ from brain_tumor.errors import UsageError, UserError
 from brain_tumor.uploads import find_files, gather, scans_of
 from brain_tumor.volumes import Volume
 
+KEY_AREA_SHARE = 0.6  # the key slice's least head area, as a share of the scan's largest (brain_tumor.scan.key_slice)
 NOT_SCORED = "outside the head; not scored"  # the error column of a slice's row in tables
 UNCHECKED = ("Not validated on whole scans: this summary rule has not been checked on real volumes for these weights. Use it "
              "to find the slices worth reading, not as a diagnosis.")
@@ -195,13 +196,14 @@ def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Seq
 
 
 def key_slice(predictions: Sequence[Prediction | None], head_area: Sequence[float], rule: ScanRule, run: tuple[int, int] | None) -> int:
-    """The slice to show: the most tumour-like of the run that named a tumour; otherwise the most tumour-like slice that
-    is in distribution and not at the edge of the head (an edge or out-of-distribution slice only when nothing else is)."""
+    """The slice to show: the most tumour-like slice of the run that named a tumour (of every scored slice when none
+    did) that is in distribution and in the head's wider part (a head area at least KEY_AREA_SHARE of the scan's
+    largest, or the rule's edge share if larger): a slice of the brain, not of the neck, the skull base or the vertex.
+    An edge or out-of-distribution slice only when there is no other."""
     scored = [i for i, p in enumerate(predictions) if p is not None]
-    if run is not None:
-        candidates = list(range(run[0], run[1] + 1))
-    else:
-        largest = max(head_area, default=0.0) or 1.0
-        inner = [i for i in scored if head_area[i] >= max(rule.edge_share, 0.5) * largest]
-        candidates = [i for i in inner if not predictions[i].out_of_distribution] or inner or scored
+    pool = list(range(run[0], run[1] + 1)) if run is not None else scored
+    largest = max(head_area, default=0.0) or 1.0
+    inner = [i for i in pool if head_area[i] >= max(rule.edge_share, KEY_AREA_SHARE) * largest]
+    typical = [i for i in pool if not predictions[i].out_of_distribution]
+    candidates = [i for i in inner if i in typical] or inner or typical or pool
     return max(candidates, key=lambda i: 1.0 - predictions[i].probabilities["notumor"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from brain_tumor import UserError
-from brain_tumor.scan import UNCHECKED, ScanRule, classify_scan
+from brain_tumor.scan import KEY_AREA_SHARE, UNCHECKED, ScanRule, classify_scan, key_slice
 from brain_tumor.uploads import Item, Scan, gather, scans_of
 from brain_tumor.volumes import read_nifti
 from tests.helpers import (EXAMPLES, SERIES_SLICES, bad_scans, make_enhanced, make_series, mni_template, nifti_bytes,
@@ -132,13 +132,13 @@ def test_a_scan_answer_ranks_slices_names_a_key_slice_and_states_its_rule(tiny):
     assert sorted(answer["ranking"]) == scored and seen[-1] == (len(scored), len(scored))
     tumour = {r["slice"]: r["tumour_probability"] for r in answer["per_slice"] if r["scored"]}
     largest = max(volume.head_area)
-    if answer["summary"]["run"]:
-        first, last = answer["summary"]["run"]
-        candidates = range(first, last + 1)
-    else:  # in distribution and inside the head's wider half: never an edge slice, when there is another
-        inner = [i for i in scored if volume.head_area[i] >= 0.5 * largest]
-        candidates = [i for i in inner if not answer["per_slice"][i]["out_of_distribution"]] or inner
+    run = answer["summary"]["run"]
+    pool = range(run[0], run[1] + 1) if run else scored
+    # in distribution and inside the head's wider part (not the neck, the skull base or the vertex), when there is one
+    inner = [i for i in pool if volume.head_area[i] >= KEY_AREA_SHARE * largest]
+    candidates = [i for i in inner if not answer["per_slice"][i]["out_of_distribution"]] or inner or pool
     assert tumour[answer["key_slice"]["slice"]] == max(tumour[i] for i in candidates)
+    assert volume.head_area[answer["key_slice"]["slice"]] >= KEY_AREA_SHARE * largest or not inner
     assert answer["summary"]["rule"] == ScanRule().describe() and answer["warning"] == UNCHECKED
     assert answer["summary"]["label"] in ("glioma", "meningioma", "notumor", "pituitary")
     assert result.key_explanation.heatmap.shape == volume.slices[answer["key_slice"]["slice"]].shape
@@ -242,3 +242,16 @@ def test_the_scan_rule_travels_with_the_weights_and_says_what_it_scored(tiny):
     assert "Healthy volumes: 4 of 4" in rule.warning and "not a diagnosis" in rule.warning and rule.warning != UNCHECKED
     assert "at least 4 neighbouring" in rule.describe() and "80%" in rule.describe() and "30% of the scan's largest" in rule.describe()
     assert ScanRule.of(tiny.config) == ScanRule()
+
+
+def test_the_key_slice_is_a_slice_of_the_brain_and_never_an_edge_or_out_of_distribution_one_when_another_will_do():
+    rule = ScanRule(level=0.6, min_run=3, edge_share=0.3)
+    areas = [0.3, 0.4, 0.5, 0.9, 1.0, 0.9, 0.95, 0.4]
+    # the run starts at the skull base, where the tumour probability is highest: the key slice is still the brain's
+    run = [_slice(0.99), _slice(0.98), _slice(0.97), _slice(0.7), _slice(0.9, out=True), _slice(0.8), _slice(0.1), _slice(0.1)]
+    assert key_slice(run, areas, rule, (0, 5)) == 5
+    # no run: the most tumour-like in-distribution slice of the head's wider part, not the vertex slice above it
+    healthy = [None, _slice(0.1), _slice(0.2), _slice(0.3), _slice(0.2), _slice(0.05), _slice(0.25, out=True), _slice(0.6)]
+    assert key_slice(healthy, areas, rule, None) == 3
+    # only edge slices in the run: one of them, rather than a slice outside it
+    assert key_slice(run, areas, rule, (0, 2)) == 0
