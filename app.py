@@ -42,6 +42,11 @@ QUEUE_SIZE = 32
 PREDICTED = "Predicted class"
 IMPROBABLE = 0.05  # below this probability the caption says the explained class is unlikely
 SCRATCH_PREFIX, SCRATCH_LIFETIME_S = "brain-tumor-out-", 900  # reports and CSVs handed out live 15 minutes
+# A session keeps what it read of its uploads in memory (for a second run, another plane or model) this long, up to KEPT_BYTES.
+KEEP_S, KEPT_BYTES = 900, 256 * 2**20
+DISPLAY_SIDE = 512  # the Whole scan tab scales smaller slices up to this (a 2 mm volume's slices are about 100 px)
+# The API page's example inputs: paths in this repository (Gradio's own example is a PDF).
+EXAMPLE_SLICES, EXAMPLE_SCAN = ("examples/meningioma_1.jpg", "examples/glioma_1.jpg"), "examples/mni152_2mm.nii.gz"
 EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES.glob("*.jpg")}
 LEGEND = ("<div class='legend'><span>little effect</span><span class='bar'></span><span>raised the score most</span></div>")
 CSS = """
@@ -52,11 +57,37 @@ CSS = """
 #headline.warn p {color:#b45309}
 #trust p {margin:2px 0 4px; font-size:0.95em}
 #examples .caption-label {white-space:normal; overflow:visible; text-overflow:clip}
-@media (max-width: 640px) { #examples .grid-container {grid-template-columns:repeat(2, minmax(0, 1fr)) !important} }
+#examples .grid-wrap, #examples .gallery-container {height:auto !important; max-height:none !important; overflow:visible !important}
+#batch-table .text {word-break:normal !important; overflow-wrap:normal !important; hyphens:none}
+#batch-table .body-cell:nth-child(2) .text, #batch-table .body-cell:nth-child(5) .text {overflow-wrap:anywhere !important}
+#model-row {flex-wrap:wrap}
+#model-row > #model {min-width:200px !important}
+#model-row > #model-line {min-width:min(100%, 420px) !important}
+@media (max-width: 640px) {
+  #examples .grid-container {grid-template-columns:repeat(2, minmax(0, 1fr)) !important}
+  #intro p, #notice p, #model-line p {font-size:0.9em; line-height:1.35}
+  #intro h1 {font-size:1.5em; margin-bottom:4px}
+  #batch-table .first-column {display:none !important}  /* no thumbnails: the page is 64 px narrower than the screen */
+  #batch-table .header-table {width:100% !important; table-layout:fixed}
+  #batch-table .header-cell, #batch-table .body-cell {font-size:12px; padding-left:3px !important; padding-right:3px !important;
+    box-sizing:border-box; overflow:hidden}
+  #batch-table .body-cell:nth-child(3) *, #batch-table .body-cell:nth-child(4) * {white-space:nowrap !important}
+  #batch-table .header-cell:nth-child(2), #batch-table .body-cell:nth-child(2) {--w:calc((100vw - 68px) * 0.26)}
+  #batch-table .header-cell:nth-child(3), #batch-table .body-cell:nth-child(3) {--w:calc((100vw - 68px) * 0.28)}
+  #batch-table .header-cell:nth-child(4), #batch-table .body-cell:nth-child(4) {--w:calc((100vw - 68px) * 0.13)}
+  #batch-table .header-cell:nth-child(5), #batch-table .body-cell:nth-child(5) {--w:calc((100vw - 68px) * 0.33)}
+  #batch-table .header-cell:not(.first-column), #batch-table .body-cell:not(.first-column) {
+    width:var(--w) !important; min-width:var(--w) !important; max-width:var(--w) !important; flex:0 0 var(--w) !important}
+}
 """
+# Gradio scopes the css above to the page's blocks; the footer lies outside them.
+HEAD = "<style>@media (max-width: 640px) { footer .show-api, footer .show-api-divider {display:flex !important} }</style>"
 SCROLL_TO_RESULT = "() => { if (window.innerWidth < 900) document.getElementById('result')?.scrollIntoView({behavior: 'smooth'}); }"
 SCROLL_TO_BATCH = "() => { document.getElementById('batch-result')?.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"
 CLICK_REPORT_LINK = "() => { setTimeout(() => document.querySelector('#report-file a')?.click(), 50); }"
+# Enter in the slice slider's number box commits the number as a drag's release does (Gradio commits it on blur only).
+ENTER_COMMITS_SLICE = """() => { document.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && event.target.matches?.('#scan-slider input[type=number]')) event.target.blur(); }); }"""
 log = logging.getLogger("brain_tumor.app")
 
 
@@ -138,8 +169,11 @@ def caption(explanation, model: Classifier) -> str:
 
 
 def trust_line(explanation, model: Classifier) -> str:
-    """How far to trust this heatmap: the measured figure, shown right under the map it qualifies ('' when this
-    method and layer were not measured)."""
+    """How far to trust this heatmap, right under the map it qualifies: the measured figure for a map of a tumour class
+    ('' when this method and layer were not measured); for a map of "No tumour", what it shows instead."""
+    if explanation.target == "notumor":
+        reading = get_architecture(model.config.architecture).no_tumour_reading
+        return f"**How to read this map:** {reading} The tumour-box figure is about maps of a tumour class, so it does not apply here."
     method, layers = model.explain_settings()
     if (explanation.method, explanation.layer) != (method, "+".join(layers)):
         return ""
@@ -208,10 +242,11 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
             "# Brain tumour MRI classifier\n"
             "Upload a brain MRI: one 2D slice (an image or a DICOM file), many slices, or a whole scan (a NIfTI volume or a "
             "DICOM series). The model gives its confidence for **glioma**, **meningioma**, **pituitary tumour** or **no tumour**, "
-            "and a heatmap of the regions that drove that answer."
+            "and a heatmap of the regions that drove that answer. Programs and agents: \"Use via API or MCP\" at the foot of the page.",
+            elem_id="intro",
         )
         gr.Markdown(f"⚠️ {NOTICE}", elem_id="notice")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="model-row"):
             model_choice = gr.Dropdown(offer.names, value=offer.names[0], label="Model", visible=len(offer.names) > 1,
                                        elem_id="model", scale=1)
             model_line = gr.Markdown(describe_model(offer.default), elem_id="model-line")
@@ -220,6 +255,7 @@ def build_app(models: dict[str, Classifier]) -> gr.Blocks:
         many_slices_tab(offer, model_choice)
         scan_tab(offer, model_choice)
         api_endpoints(offer)
+        demo.load(None, js=ENTER_COMMITS_SLICE)
     demo.queue(max_size=QUEUE_SIZE)
     return demo
 
@@ -254,7 +290,7 @@ def one_slice_tab(offer: Models, model_choice: gr.Dropdown) -> None:
         gr.Markdown("**Examples**: click one to analyse it.", elem_id="examples-heading")
         examples = gr.Gallery(value=gallery, show_label=False, columns=4, height="auto", allow_preview=False, elem_id="examples")
         gr.Markdown("Examples from the Testing split, with no twin in the training data. " + gallery_note, elem_id="examples-note")
-        state = gr.State()  # this session's last picture and explanation, in memory only
+        state = gr.State(time_to_live=KEEP_S)  # this session's last picture and explanation, in memory only
 
     def show(explanation, opacity, name, model_name):
         model = offer.pick(model_name)
@@ -351,25 +387,34 @@ def many_slices_tab(offer: Models, model_choice: gr.Dropdown) -> None:
                 files = gr.File(label="Slices: images, DICOM files, or a .zip of them", file_count="multiple", type="filepath",
                                 elem_id="batch-files")
                 run = gr.Button("Classify all", variant="primary", elem_id="batch-run")
-                table = gr.Dataframe(headers=["", "file", "label", "confidence %", "warning or error"],
+                status = gr.Markdown(elem_id="batch-status")
+                table = gr.Dataframe(headers=["", "file", "label", "%", "warning or error"],
                                      datatype=["html", "str", "str", "number", "str"], interactive=False, wrap=True,
-                                     column_widths=["56px", "28%", "16%", "12%", "36%"], elem_id="batch-table",
-                                     label="Click a row to see its heatmap beside the table; click a column's name to sort")
+                                     column_widths=["56px", "21%", "19%", "13%", "35%"], max_height=100_000, elem_id="batch-table",
+                                     label="%: the label's confidence. Click a row to see its heatmap; click a column's name to sort")
                 csv_out = gr.File(label="CSV of all rows", interactive=False, elem_id="batch-csv")
             with gr.Column(scale=2, elem_id="batch-result"):
                 heatmap = gr.Image(label="Heatmap of the chosen row", type="pil", format="jpeg", interactive=False, height=360,
                                    elem_id="batch-heatmap")
                 gr.HTML(LEGEND)
                 text = gr.Markdown(elem_id="batch-caption")
-        rows_state = gr.State()
+        rows_state = gr.State(time_to_live=KEEP_S)
+        kept = gr.State(time_to_live=KEEP_S)  # the uploads' bytes, for the next click
 
-    def on_batch(payloads, model_name, progress=gr.Progress()):
+    def on_batch(payloads, model_name, held, progress=gr.Progress()):
         if not payloads:
             raise gr.Error("Choose some slices first (images, DICOM files or a .zip of them).", print_exception=False)
-        rows, pictures = classify_many(payloads, offer.pick(model_name), progress)
+        try:
+            files, held = read_payloads(payloads, held)
+        except UserError as error:  # the sentence above the table; the old answer cleared
+            return f"⚠️ {error}", None, None, None, "", None, None
+        rows, pictures = classify_many(files, offer.pick(model_name), progress)
         shown = [[thumbnail(pictures.get(r["file"])), r["file"], DISPLAY_NAMES.get(r["label"], "–"),
                   None if r["label"] is None else round(100 * r[r["label"]], 1), r["warning"] or r["error"] or ""] for r in rows]
-        return shown, csv_file(rows), {"rows": rows, "pictures": pictures}
+        unread = sum(1 for r in rows if r["label"] is None)
+        done = f"{len(rows) - unread} of {len(rows)} slices classified by {model_name or offer.names[0]}" + (
+            f"; {unread} could not be read (their rows say why)." if unread else ".")
+        return done, shown, csv_file(rows), None, "", {"rows": rows, "pictures": pictures}, held
 
     def on_select(batch, model_name, event: gr.SelectData):
         if not batch:
@@ -382,9 +427,16 @@ def many_slices_tab(offer: Models, model_choice: gr.Dropdown) -> None:
         model = offer.pick(model_name)
         return explanation.overlay, f"**{name}**: {caption(explanation, model)} {trust_line(explanation, model)}".strip()
 
-    run.click(on_batch, [files, model_choice], [table, csv_out, rows_state], api_visibility="private", preprocess=False,
-              concurrency_limit=1)
+    def on_model(batch, model_name):
+        """Another model: the last table is not its answer, so it goes, with a sentence saying how to get the new one."""
+        if not batch:
+            return (gr.skip(),) * 6
+        return f"The model is now {model_name}: click Classify all to classify these slices with it.", None, None, None, "", None
+
+    run.click(on_batch, [files, model_choice, kept], [status, table, csv_out, heatmap, text, rows_state, kept],
+              api_visibility="private", preprocess=False, concurrency_limit=1)
     table.select(on_select, [rows_state, model_choice], [heatmap, text], api_visibility="private").then(None, js=SCROLL_TO_BATCH)
+    model_choice.input(on_model, [rows_state, model_choice], [status, table, csv_out, heatmap, text, rows_state], api_visibility="private")
 
 
 # ---- the Whole scan tab
@@ -400,22 +452,30 @@ def scan_tab(offer: Models, model_choice: gr.Dropdown) -> None:
                 series = gr.Dropdown([], label="Series", visible=False, elem_id="scan-series")
                 heading = gr.Markdown(elem_id="scan-summary")
             with gr.Column(scale=2):
-                plot = gr.Plot(label="Probability of each class along the slices", elem_id="scan-plot")
-                slider = gr.Slider(0, 1, value=0, step=1, label="Slice (starts at the key slice: the most tumour-like in-distribution slice)",
+                gr.Markdown("**Probability of each class along the slices** (shaded: out of distribution; gaps: outside the head)",
+                            elem_id="scan-plot-title")
+                plot = gr.Plot(show_label=False, elem_id="scan-plot")
+                slider = gr.Slider(0, 1, value=0, step=1, label="Slice (starts at the key slice: the most tumour-like slice of the brain)",
                                    visible=False, elem_id="scan-slider")
                 picture = gr.Image(label="Slice with its heatmap", type="pil", format="jpeg", interactive=False, height=380,
                                    elem_id="scan-slice")
                 gr.HTML(LEGEND)
                 text = gr.Markdown(elem_id="scan-caption")
-        results = gr.State()
+        results = gr.State(time_to_live=KEEP_S)
+        kept = gr.State(time_to_live=KEEP_S)  # the uploads' bytes, for another click, plane or model
 
-    def on_scan(payloads, plane, model_name, progress=gr.Progress()):
+    def cleared(sentence: str):
+        """The tab with one sentence where the summary goes, and the old answer gone."""
+        return sentence, None, gr.update(visible=False), None, "", None, gr.update(choices=[], visible=False)
+
+    def on_scan(payloads, plane, model_name, held, progress=gr.Progress()):
         try:
-            found, failed = read_scans(payloads, offer.pick(model_name), plane, progress)
-        except UserError as error:  # one sentence where the summary goes; the old answer cleared
-            return f"⚠️ {error}", None, gr.update(visible=False), None, "", None, gr.update(choices=[], visible=False)
+            files, held = read_payloads(payloads, held)
+            found, failed = read_scans(files, offer.pick(model_name), plane, progress)
+        except UserError as error:
+            return *cleared(f"⚠️ {error}"), held
         choices = [(r.volume.name, i) for i, r in enumerate(found)]
-        return (*show_series(found, 0, model_name, failed), found, gr.update(choices=choices, value=0, visible=len(found) > 1))
+        return (*show_series(found, 0, model_name, failed), found, gr.update(choices=choices, value=0, visible=len(found) > 1), held)
 
     def show_series(found, which, model_name, failed=()):
         result = found[int(which or 0)]
@@ -432,19 +492,26 @@ def scan_tab(offer: Models, model_choice: gr.Dropdown) -> None:
             return gr.skip(), gr.skip()
         return scan_slice(found[int(which or 0)], index, offer.pick(model_name))
 
-    run.click(on_scan, [files, plane, model_choice], [heading, plot, slider, picture, text, results, series],
+    def on_model(found, model_name):
+        """Another model: the last answer is not its answer, so it goes, with a sentence saying how to get the new one."""
+        if not found:
+            return (gr.skip(),) * 7
+        return cleared(f"The model is now {model_name}: click Analyse scan to score this scan with it.")
+
+    run.click(on_scan, [files, plane, model_choice, kept], [heading, plot, slider, picture, text, results, series, kept],
               api_visibility="private", preprocess=False, concurrency_limit=1)
     series.input(on_series, [results, series, model_choice], [heading, plot, slider, picture, text], api_visibility="private")
     slider.release(on_slide, [results, series, slider, model_choice], [picture, text], api_visibility="private", concurrency_limit=1)
+    model_choice.input(on_model, [results, model_choice], [heading, plot, slider, picture, text, results, series],
+                       api_visibility="private")
 
 
 SCAN_FILES_LABEL = "A whole scan: a NIfTI volume (.nii, .nii.gz), or a DICOM series (its files, or a .zip of them)"
 
 
-def read_scans(payloads, model: Classifier, plane: str, progress=None) -> tuple[list, list[tuple[str, str]]]:
-    """Every scan in the uploads, scored (brain_tumor.scan.classify_scan), and (name, sentence) for each scan that could
-    not be read; a UserError when there is no scan to answer."""
-    files = read_payloads(payloads)
+def read_scans(files: list[tuple[str, bytes]], model: Classifier, plane: str, progress=None) -> tuple[list, list[tuple[str, str]]]:
+    """Every scan in the uploaded files, scored (brain_tumor.scan.classify_scan), and (name, sentence) for each scan that
+    could not be read; a UserError when there is no scan to answer."""
     if not files:
         raise UserError("Choose a scan first: a NIfTI file, or the files (or a .zip) of one DICOM series.")
     upload = files[0][0] if len(files) == 1 else f"the {len(files)} files"
@@ -467,27 +534,45 @@ def scan_heading(result) -> str:
 
 
 def scan_plot(result):
+    """The probabilities along the slices, drawn to read on a phone too: large type, the legend in two rows."""
+    import matplotlib
     from matplotlib.figure import Figure
 
     from brain_tumor.report import draw_slice_probabilities
 
-    figure = Figure(figsize=(8, 3.2), layout="constrained")
-    draw_slice_probabilities(figure.add_subplot(), result)
+    with matplotlib.rc_context({"font.size": 12}):
+        figure = Figure(figsize=(5.0, 3.4), dpi=150, layout="constrained")
+        ax = figure.add_subplot()
+        draw_slice_probabilities(ax, result)
+        ax.set_xlabel(f"slice ({result.volume.plane})")
+        ax.legend(ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
     return figure
 
 
 def scan_slice(result, index: int, model: Classifier):
-    """The slice `index` of a scored scan with its heatmap, and a caption (the key slice's explanation is kept)."""
-    index = int(index)
+    """The slice `index` of a scored scan with its heatmap, scaled up to DISPLAY_SIDE, and a caption (the key slice's
+    explanation is kept)."""
+    index = min(max(int(index), 0), len(result.predictions) - 1)  # a number typed into the slider's box may be outside
     if result.predictions[index] is None:
-        return result.picture(index), f"Slice {index} lies outside the head, so it was not scored."
+        return for_display(result.picture(index)), f"Slice {index} lies outside the head, so it was not scored."
     explanation = result.key_explanation if index == result.key_slice else model.explain(result.picture(index))
     p = result.predictions[index]
     rank = result.ranking.index(index) + 1
     text = (f"Slice {index}{' (key slice)' if index == result.key_slice else ''}: {DISPLAY_NAMES[p.label]} {p.confidence:.1%}; "
             f"tumour probability {result.tumour_probability(index):.1%}, rank {rank} of {len(result.ranking)}. "
             + (f"⚠️ {p.warning} " if p.warning else "") + caption(explanation, model) + " " + trust_line(explanation, model)).strip()
-    return explanation.overlay, text
+    return for_display(explanation.overlay), text
+
+
+def for_display(picture):
+    """A picture scaled up so its longer side is DISPLAY_SIDE (the page would draw a small slice small); larger ones as they are."""
+    from PIL import Image
+
+    side = max(picture.size)
+    if side >= DISPLAY_SIDE:
+        return picture
+    scale = DISPLAY_SIDE / side
+    return picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.Resampling.BICUBIC)
 
 
 # ---- the API (and the MCP tools): hidden components, so programs and agents get the whole answer
@@ -522,7 +607,10 @@ def api_endpoints(offer: Models) -> None:
 
         Research use only; not a medical device. A file that cannot be read gets a row with its error.
         """
-        rows, _ = classify_many(files or [], offer.pick(model), None)
+        try:
+            rows, _ = classify_many(read_payloads(files)[0], offer.pick(model), None)
+        except UserError as error:
+            raise gr.Error(str(error), print_exception=False) from None
         return [nested_row(r) for r in rows], csv_file(rows)
 
     def classify_scan(files: list[str], model: str = names[0], plane: str = "axial"):
@@ -541,7 +629,7 @@ def api_endpoints(offer: Models) -> None:
         if plane not in PLANES:
             raise gr.Error(f"{plane!r} is not a plane; choose axial, coronal or sagittal.", print_exception=False)
         try:
-            results, failed = read_scans(files, offer.pick(model), plane)
+            results, failed = read_scans(read_payloads(files)[0], offer.pick(model), plane)
         except UserError as error:
             raise gr.Error(str(error), print_exception=False) from None
         answer = {"scans": [r.to_json() for r in results], "unread": [{"scan": name, "error": sentence} for name, sentence in failed]}
@@ -562,20 +650,34 @@ def api_endpoints(offer: Models) -> None:
         explanation = offer.explain(read_upload_or_error(image), model_name, target_name)
         return confidences(explanation.prediction), explanation.overlay_with(opacity), explanation.prediction.warning or ""
 
-    with gr.Row(visible=False):
-        image, files = gr.File(type="filepath"), gr.File(file_count="multiple", type="filepath")
-        model, target = gr.Dropdown(names, value=names[0]), gr.Dropdown([PREDICTED] + list(offer.by_display), value=PREDICTED)
-        opacity, plane = gr.Slider(0.0, 1.0, value=0.5), gr.Dropdown(list(PLANES), value="axial")
-        answer, rows, scans = gr.JSON(), gr.JSON(), gr.JSON()
-        overlay = gr.Image(type="pil", format="jpeg")
-        csv_out, label, warning = gr.File(), gr.Label(), gr.Textbox()
+    with gr.Row(visible=False):  # the labels and examples are what the API page shows for each parameter and answer
+        image = mri_file("Brain MRI slice (an image or a DICOM file)")
+        files = mri_file("Brain MRI slices (images, DICOM files, or a .zip of them)", file_count="multiple")
+        scan = mri_file("A whole scan (a NIfTI volume, or a DICOM series' files or .zip)", (EXAMPLE_SCAN,), file_count="multiple")
+        model = gr.Dropdown(names, value=names[0], label="Model")
+        target = gr.Dropdown([PREDICTED] + list(offer.by_display), value=PREDICTED, label="Class the heatmap explains")
+        opacity, plane = gr.Slider(0.0, 1.0, value=0.5, label="Heatmap opacity"), gr.Dropdown(list(PLANES), value="axial", label="Plane")
+        answer, rows, scans = gr.JSON(label="Answer"), gr.JSON(label="Rows"), gr.JSON(label="Scans")
+        overlay = gr.Image(type="pil", format="jpeg", label="Heatmap overlay")
+        csv_out, label, warning = gr.File(label="CSV of the rows"), gr.Label(label="Confidence per class"), gr.Textbox(label="Warning")
         button = gr.Button()
     button.click(classify_brain_mri, [image, model], [answer, overlay], api_name="classify", preprocess=False, concurrency_limit=1)
     button.click(classify_batch, [files, model], [rows, csv_out], api_name="classify_batch", preprocess=False, concurrency_limit=1)
-    button.click(classify_scan, [files, model, plane], [scans, overlay], api_name="classify_scan", preprocess=False, concurrency_limit=1)
+    button.click(classify_scan, [scan, model, plane], [scans, overlay], api_name="classify_scan", preprocess=False, concurrency_limit=1)
     # Public, so clients know its defaults and the old one-argument call still answers.
     button.click(predict, [image, target, opacity, model], [label, overlay, warning], api_name="predict", preprocess=False,
                  concurrency_limit=1)
+
+
+def mri_file(label: str, examples: tuple[str, ...] = EXAMPLE_SLICES, **kwargs) -> gr.File:
+    """A hidden file input of the API whose example on the API page is one of `examples` (brain MRI) rather than
+    Gradio's sample PDF (a gr.File still: the page's front end knows no other name)."""
+    component = gr.File(label=label, type="filepath", **kwargs)
+    files = [{"path": e, "url": e, "orig_name": Path(e).name, "meta": {"_type": "gradio.FileData"}} for e in examples]
+    single = component.file_count == "single"
+    component.example_payload = lambda: files[0] if single else files
+    component.example_value = lambda: examples[0] if single else list(examples)
+    return component
 
 
 def read_upload_or_error(payload):
@@ -589,27 +691,37 @@ def read_upload_or_error(payload):
     return picture
 
 
-def classify_many(payloads, model: Classifier, progress) -> tuple[list[dict], dict]:
-    """Rows for many uploads (archives expanded by brain_tumor.uploads), each upload deleted once read; and the pictures read."""
+def classify_many(files: list[tuple[str, bytes]], model: Classifier, progress) -> tuple[list[dict], dict]:
+    """Rows for many uploaded files (archives expanded by brain_tumor.uploads); and the pictures read."""
     try:
-        items = [p for p in gather(read_payloads(payloads[:MAX_BATCH])) if isinstance(p, Item)]
+        items = [p for p in gather(files[:MAX_BATCH]) if isinstance(p, Item)]
     except UserError as error:  # over the file limit
         raise gr.Error(str(error), print_exception=False) from None
     return classify_items(model, items, (lambda listed: progress.tqdm(listed, desc="classifying")) if progress is not None else None)
 
 
-def read_payloads(payloads) -> list[tuple[str, bytes]]:
-    """(the user's file name, its bytes) per upload; each upload is deleted once read."""
-    files = []
+def read_payloads(payloads, kept: dict[str, bytes] | None = None) -> tuple[list[tuple[str, bytes]], dict[str, bytes]]:
+    """(the user's file name, its bytes) per upload, each upload's file deleted once read; and what a session keeps of
+    them in memory (`kept`, by upload path, up to KEPT_BYTES) so that a second run, another plane or another model reads
+    the same files again. A file neither on disk nor kept ends in one sentence."""
+    kept, files, keep = kept or {}, [], {}
     for payload in payloads or []:
         path = _upload_path(payload)
         if path is None:
             continue
-        try:
-            files.append((upload_name(payload), path.read_bytes()))
-        finally:
-            _forget(path)
-    return files
+        if str(path) in kept:
+            data = kept[str(path)]
+        elif path.is_file():
+            try:
+                data = path.read_bytes()
+            finally:
+                _forget(path)
+        else:
+            raise UserError(f"{upload_name(payload)} is no longer held by this page (it keeps a session's uploads for "
+                            f"{KEEP_S // 60} minutes, up to {KEPT_BYTES // 2**20} MB); remove it and choose it again.")
+        files.append((upload_name(payload), data))
+        keep[str(path)] = data
+    return files, (keep if sum(map(len, keep.values())) <= KEPT_BYTES else {})
 
 
 def thumbnail(picture) -> str:
@@ -649,6 +761,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
         run_history=False,  # the page keeps no record of past inputs
         mcp_server=mcp,
         css=CSS,
+        head=HEAD,
         **kwargs,
     )
 

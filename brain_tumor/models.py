@@ -254,6 +254,9 @@ class Architecture:
     # How people should read a map at one of cam_layers when its stage name says little: {stage: (where, what red
     # means)}; other stages read as (their name, "the regions that most raised this class's score").
     cam_readings: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    # What the default map shows when it explains "No tumour": it marks no lesion, and people must not read one into it.
+    no_tumour_reading: str = ("Explaining \"No tumour\", red marks the tissue that most raised the no-tumour score: "
+                              "what looked healthy, not a lesion.")
 
     def cam_reading(self, layer: str) -> tuple[str, str]:
         return self.cam_readings.get(layer, (layer, "the regions that most raised this class's score"))
@@ -274,7 +277,9 @@ def _gated_resnet50(scale: int, mirror: bool = False) -> Architecture:
         recipe=RESNET_RECIPE, timm="timm has no ResNet-50 with an attention pool",
         freezable=("layer3", "layer4"), gate_input="layer4", starts_from=("resnet50",) + (("resnet50_gated",) if mirror else ()),
         cam_readings={"gated": ("the attention pool", "where this class's score was gathered (the model's gate, trained on tumour "
-                                                      "boxes, times the class evidence)")})
+                                                      "boxes, times the class evidence)")},
+        no_tumour_reading=("Explaining \"No tumour\", the gate still marks the spot it would search first for a tumour, so a "
+                           "red spot there is where the model looked and found none, not a lesion."))
 
 
 ARCHITECTURES: dict[str, Architecture] = {

@@ -85,7 +85,7 @@ def draw_slice_probabilities(ax, result) -> None:
         if p is not None and p.out_of_distribution:
             ax.axvspan(i - 0.5, i + 0.5, color="#f59e0b", alpha=0.15, linewidth=0)
     ax.axvline(result.key_slice, color="black", linestyle="--", linewidth=1)
-    ax.text(result.key_slice, 1.02, " key slice", fontsize=8, va="bottom")
+    ax.text(result.key_slice, 1.02, " key slice", fontsize="small", va="bottom")
     ax.set_xlim(-0.5, len(slices) - 0.5)
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"slice ({result.volume.plane}); shaded: out of distribution; gaps: outside the head")

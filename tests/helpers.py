@@ -19,6 +19,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
+SMALL_SCAN = ROOT / "examples" / "mni152_2mm.nii.gz"  # 99×117×95 voxels of 2 mm
 SHIPPED_RESNET = ROOT / "weights" / "resnet50"
 SHIPPED_BASELINE = ROOT / "weights" / "baseline"
 SHIPPED_GATED = ROOT / "weights" / "resnet50_gated"  # the ResNet-50 whose attention pool was taught where tumours are

@@ -222,3 +222,16 @@ def test_latency_benchmark_prints_its_table(tmp_path):
     assert [(r[0], r[1]) for r in rows] == [("predict", "1"), ("explain", "1"), ("predict", "16"), ("explain", "16")]
     assert all(float(r[2]) > 0 and float(r[3]) >= float(r[2]) for r in rows)
     assert "explain / predict at batch 1:" in result.stdout
+
+
+def test_the_api_page_names_every_parameter_and_its_examples_are_brain_mri_in_this_repository(app_server):
+    info = json.load(urllib.request.urlopen(app_server[0] + "gradio_api/info"))
+    examples = []
+    for endpoint in ("/classify", "/classify_batch", "/classify_scan", "/predict"):
+        for parameter in info["named_endpoints"][endpoint]["parameters"]:
+            assert not parameter["label"].startswith("parameter_"), (endpoint, parameter["label"])
+            if parameter["component"] == "File":
+                given = parameter["example_input"]
+                examples += [f["url"] for f in (given if isinstance(given, list) else [given])]
+    assert examples and "sample_file.pdf" not in json.dumps(info)
+    assert all((ROOT / e).is_file() for e in examples) and any(e.endswith(".nii.gz") for e in examples)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import EXAMPLES, ROOT, SERIES_SLICES, colour_photo, make_dicom, make_series, mni_template
+from tests.helpers import EXAMPLES, ROOT, SMALL_SCAN, SERIES_SLICES, colour_photo, make_dicom, make_series, mni_template
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -261,8 +261,7 @@ def test_a_nifti_volume_shows_its_plot_slider_and_key_slice(page, tmp_path):
     page.screenshot(path=str(ARTIFACTS / "app-scan-nifti.png"), full_page=True)
     slider = page.locator("#scan-slider input[type=number]")
     slider.fill("95")
-    slider.press("Enter")
-    page.locator("#scan-slider input[type=range]").dispatch_event("pointerup")
+    slider.press("Enter")  # the typed number is the slice shown, with no drag of the slider
     page.wait_for_function("document.querySelector('#scan-caption')?.innerText.startsWith('Slice 95')")
 
 
@@ -277,3 +276,158 @@ def test_a_zipped_dicom_series_is_answered(page, tmp_path):
     wait_for_scan(page, "a DICOM series of 6 acquired slices")
     assert "Glioma" in page.locator("#scan-summary").inner_text() or "No tumour" in page.locator("#scan-summary").inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-scan-dicom.png"), full_page=True)
+
+
+def no_error_anywhere(page) -> None:
+    page.wait_for_timeout(800)  # a toast or an error badge, if any, would have arrived by now
+    assert error_badges(page) == 0 and toasts(page) == []
+
+
+def test_a_scan_can_be_analysed_again_in_another_plane_and_beside_a_second_scan(page, tmp_path):
+    open_scan_tab(page)
+    page.locator("#scan-files input[type=file]").set_input_files(str(SMALL_SCAN))
+    page.locator("#scan-run").click()
+    wait_for_scan(page, "95 axial slices")
+    page.locator("#scan-run").click()  # the same upload again: the page read it once and keeps it for the session
+    page.wait_for_function(r"/\d+\/\d+ slices/.test(document.body.innerText)")  # scoring again, with its progress bar
+    page.wait_for_function(r"!/\d+\/\d+ slices/.test(document.body.innerText)")
+    wait_for_scan(page, "95 axial slices")
+    no_error_anywhere(page)
+    page.get_by_label("coronal").check()
+    page.locator("#scan-run").click()
+    wait_for_scan(page, "117 coronal slices")
+    no_error_anywhere(page)
+    second = tmp_path / "second.nii.gz"
+    second.write_bytes(SMALL_SCAN.read_bytes())
+    page.locator("#scan-files input[type=file]").set_input_files(str(second))  # dropped beside the first
+    page.wait_for_function("document.querySelector('#scan-files')?.innerText.includes('second.nii')")
+    assert "mni152_2mm.nii" in page.locator("#scan-files").inner_text()
+    page.locator("#scan-run").click()
+    page.wait_for_function("document.querySelector('#scan-series')?.offsetParent !== null")
+    wait_for_scan(page, "117 coronal slices")
+    no_error_anywhere(page)
+
+
+def test_after_a_model_switch_the_batch_table_goes_and_classify_all_runs_again(page):
+    page.get_by_role("tab", name="Many slices").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in EXAMPLES[:3]])
+    page.wait_for_function("document.querySelectorAll('#batch-files .file-preview tr, #batch-files tbody tr').length >= 3")
+    page.locator("#batch-run").click()
+    page.wait_for_function("document.querySelector('#batch-status')?.innerText.includes('classified by resnet50.')")
+    page.locator("#batch-table").get_by_text(EXAMPLES[0].name).first.click()
+    page.wait_for_function("document.querySelector('#batch-heatmap img') !== null")
+    page.locator("#model input").click()
+    page.get_by_role("option", name="resnet50_gated").click()
+    page.wait_for_function("document.querySelector('#batch-status')?.innerText.includes('The model is now resnet50_gated')")
+    assert EXAMPLES[0].name not in page.locator("#batch-table").inner_text()  # the old model's rows are gone
+    assert page.locator("#batch-heatmap img").count() == 0 and page.locator("#batch-caption").inner_text().strip() == ""
+    page.locator("#batch-run").click()  # the uploads were read before; the session still holds them
+    page.wait_for_function("document.querySelector('#batch-status')?.innerText.includes('classified by resnet50_gated')")
+    assert EXAMPLES[2].name in page.locator("#batch-table").inner_text()
+    no_error_anywhere(page)
+
+
+def test_a_no_tumour_map_says_what_it_shows_instead_of_the_tumour_box_figure(page):
+    upload(page, EXAMPLES[4])
+    wait_for_label(page, "No tumour")
+    page.wait_for_function("document.querySelector('#trust')?.innerText.includes('How to read this map')")
+    assert "not a lesion" in page.locator("#trust").inner_text() and "tumour box on" not in page.locator("#trust").inner_text()
+    page.locator("#model input").click()
+    page.get_by_role("option", name="resnet50_gated").click()
+    page.wait_for_function("document.querySelector('#trust')?.innerText.includes('the gate still marks')")
+
+
+def test_a_small_volumes_key_slice_fills_its_box_and_is_a_slice_of_the_brain(page):
+    open_scan_tab(page)
+    page.locator("#scan-files input[type=file]").set_input_files(str(SMALL_SCAN))
+    page.locator("#scan-run").click()
+    wait_for_scan(page, "95 axial slices")
+    drawn = page.locator("#scan-slice img").bounding_box()
+    assert drawn["height"] >= 300  # 117 px of the volume, drawn in a 380 px box
+    key = int(page.locator("#scan-slider input[type=number]").input_value())
+    assert 20 <= key <= 75  # the brain: not the neck and the skull base below slice 16, nor the vertex above 75
+
+
+def phone(browser, app_server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server[0], wait_until="load")
+    page.locator("#upload input[type=file]").wait_for(state="attached")
+    return context, page
+
+
+def test_on_a_phone_the_first_screen_shows_the_upload_box_and_the_api_link(browser, app_server):
+    context, page = phone(browser, app_server)
+    box = page.locator("#upload").bounding_box()
+    assert box["y"] + box["height"] <= 844  # on the first screen, below the header and the model line
+    assert "found" in page.locator("#model-line").inner_text()  # the outside figures are still there
+    page.locator("footer .show-api").scroll_into_view_if_needed()
+    assert page.locator("footer .show-api").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "app-phone-first-screen.png"))
+    context.close()
+
+
+def test_on_a_phone_the_batch_table_fits_and_breaks_no_word(browser, app_server, tmp_path):
+    context, page = phone(browser, app_server)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"nope")
+    page.get_by_role("tab", name="Many slices").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in EXAMPLES] + [str(bad)])
+    page.wait_for_timeout(1500)
+    page.locator("#batch-run").click()
+    page.wait_for_function("document.querySelector('#batch-table')?.innerText.includes('broken.png')")
+    table = page.locator("#batch-table").bounding_box()
+    cells = page.evaluate("""[...document.querySelectorAll('#batch-table .body-cell, #batch-table .header-cell')]
+        .filter(c => c.offsetParent !== null).map(c => { const b = c.getBoundingClientRect(); return [b.left, b.right]; })""")
+    assert cells and all(table["x"] - 1 <= left and right <= table["x"] + table["width"] + 1 for left, right in cells)
+    # a class name or a confidence on one line: no "Glio/ma", no "99/.7"
+    broken = page.evaluate("""[...document.querySelectorAll('#batch-table .body-cell:nth-child(3), #batch-table .body-cell:nth-child(4)')]
+        .filter(c => c.innerText.trim() && !c.innerText.trim().includes(' ')).filter(c => {
+          const walker = document.createTreeWalker(c, NodeFilter.SHOW_TEXT), tops = new Set();
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const r = document.createRange(); r.selectNodeContents(node);
+            [...r.getClientRects()].filter(x => x.width > 0).forEach(x => tops.add(Math.round(x.top))); }
+          return tops.size > 1; }).map(c => c.innerText)""")
+    assert broken == []
+    viewport = page.locator("#batch-table .virtual-table-viewport")
+    assert viewport.evaluate("e => e.scrollHeight <= e.clientHeight + 1")  # the whole table, its error row too, with the page
+    page.screenshot(path=str(ARTIFACTS / "app-phone-batch.png"), full_page=True)
+    context.close()
+
+
+def test_on_a_phone_the_scan_plot_has_its_title_above_it_and_reads_at_its_size(browser, app_server):
+    context, page = phone(browser, app_server)
+    open_scan_tab(page)
+    page.locator("#scan-files input[type=file]").set_input_files(str(SMALL_SCAN))
+    page.locator("#scan-run").click()
+    wait_for_scan(page, "95 axial slices")
+    title = page.locator("#scan-plot-title").bounding_box()
+    plot = page.locator("#scan-plot img").bounding_box()
+    assert title["y"] + title["height"] <= plot["y"] + 1  # the title covers nothing
+    natural = page.locator("#scan-plot img").evaluate("e => e.naturalWidth")
+    # drawn at 5 inches and 150 dpi with 12 pt type: at this width, its type is at least 8 px tall
+    assert plot["width"] >= 300 and 12 * 150 / 72 * plot["width"] / natural >= 8
+    page.screenshot(path=str(ARTIFACTS / "app-phone-scan.png"), full_page=True)
+    context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_gallery_and_the_batch_table_grow_with_the_page(browser, app_server, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server[0], wait_until="load")
+    page.locator("#examples .thumbnail-item").first.wait_for()
+    inner = page.evaluate("""[...document.querySelectorAll('#examples *')].filter(e => e.scrollHeight > e.clientHeight + 1
+        && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY)).length""")
+    assert inner == 0  # no box scrolls by itself: every caption shows with the page
+    captions = page.locator("#examples .caption-label")
+    assert captions.count() == len(EXAMPLES) and all(captions.nth(i).is_visible() for i in range(captions.count()))
+    page.get_by_role("tab", name="Many slices").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in EXAMPLES] * 2)
+    page.wait_for_timeout(1500)
+    page.locator("#batch-run").click()
+    page.wait_for_function("document.querySelector('#batch-status')?.innerText.includes('16 of 16')")
+    assert page.locator("#batch-table .virtual-table-viewport").evaluate("e => e.scrollHeight <= e.clientHeight + 1")
+    context.close()
