@@ -60,3 +60,13 @@ def test_no_command_module_is_imported_by_another_module():
     assert {"training.fit", "training.evaluate", "training.evaluate_cam", "brain_tumor.predict", "app"} <= commands
     offenders = {name: sorted(imports_of(path, commands) - {name}) for name, path in modules.items()}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_readme_says_what_the_default_install_pulls_and_how_long_the_quick_suite_takes():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    assert "make app" in readme and "make test " in readme and "make app CPU=1" in readme
+    assert "CUDA build, several GB" in readme  # a newcomer knows the default download before it starts
+    low, high = map(int, re.search(r"the quick part: (\d+)-(\d+) s", readme).groups())
+    assert low <= high <= 240  # the quick suite is kept within 4 minutes, and the README gives the measured figure
