@@ -431,3 +431,16 @@ def test_the_gallery_and_the_batch_table_grow_with_the_page(browser, app_server,
     page.wait_for_function("document.querySelector('#batch-status')?.innerText.includes('16 of 16')")
     assert page.locator("#batch-table .virtual-table-viewport").evaluate("e => e.scrollHeight <= e.clientHeight + 1")
     context.close()
+
+
+def test_analyse_again_on_one_slice_reuses_the_slice_it_read(page):
+    upload(page, EXAMPLES[2])
+    wait_for_label(page, "Meningioma")
+    page.locator("#advanced").click()
+    page.locator("#target input").click()
+    page.get_by_role("option", name="Glioma").click()
+    page.wait_for_function("document.querySelector('#caption')?.innerText.includes('Heatmap for: Glioma')")
+    page.locator("#analyse").click()  # the upload was read and deleted; the session keeps the slice
+    page.wait_for_function("!document.body.innerText.includes('processing |')")
+    assert "Heatmap for: Glioma" in page.locator("#caption").inner_text()
+    no_error_anywhere(page)
