@@ -71,7 +71,7 @@ CSS = """
   #batch-table .header-table {width:100% !important; table-layout:fixed}
   #batch-table .header-cell, #batch-table .body-cell {font-size:12px; padding-left:3px !important; padding-right:3px !important;
     box-sizing:border-box; overflow:hidden}
-  #batch-table .body-cell:nth-child(3) *, #batch-table .body-cell:nth-child(4) * {white-space:nowrap !important}
+  #batch-table .body-cell:nth-child(4) * {white-space:nowrap !important}  /* 99.8, never 99/.8 */
   #batch-table .header-cell:nth-child(2), #batch-table .body-cell:nth-child(2) {--w:calc((100vw - 68px) * 0.26)}
   #batch-table .header-cell:nth-child(3), #batch-table .body-cell:nth-child(3) {--w:calc((100vw - 68px) * 0.28)}
   #batch-table .header-cell:nth-child(4), #batch-table .body-cell:nth-child(4) {--w:calc((100vw - 68px) * 0.13)}

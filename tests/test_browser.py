@@ -390,6 +390,13 @@ def test_on_a_phone_the_batch_table_fits_and_breaks_no_word(browser, app_server,
             [...r.getClientRects()].filter(x => x.width > 0).forEach(x => tops.add(Math.round(x.top))); }
           return tops.size > 1; }).map(c => c.innerText)""")
     assert broken == []
+    clipped = page.evaluate("""[...document.querySelectorAll('#batch-table .body-cell')].filter(c => c.offsetParent !== null)
+        .filter(c => { const edge = c.getBoundingClientRect().right, walker = document.createTreeWalker(c, NodeFilter.SHOW_TEXT);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const r = document.createRange(); r.selectNodeContents(node);
+            if ([...r.getClientRects()].some(x => x.right > edge + 1)) return true; }
+          return false; }).map(c => c.innerText)""")
+    assert clipped == []  # "Pituitary tumour" wraps at its space rather than losing its end
     viewport = page.locator("#batch-table .virtual-table-viewport")
     assert viewport.evaluate("e => e.scrollHeight <= e.clientHeight + 1")  # the whole table, its error row too, with the page
     page.screenshot(path=str(ARTIFACTS / "app-phone-batch.png"), full_page=True)
