@@ -205,5 +205,5 @@ def key_slice(predictions: Sequence[Prediction | None], head_area: Sequence[floa
     largest = max(head_area, default=0.0) or 1.0
     inner = [i for i in pool if head_area[i] >= max(rule.edge_share, KEY_AREA_SHARE) * largest]
     typical = [i for i in pool if not predictions[i].out_of_distribution]
-    candidates = [i for i in inner if i in typical] or inner or typical or pool
+    candidates = [i for i in inner if not predictions[i].out_of_distribution] or inner or typical or pool
     return max(candidates, key=lambda i: 1.0 - predictions[i].probabilities["notumor"])

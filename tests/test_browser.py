@@ -51,6 +51,23 @@ def wait_for_label(page, text: str) -> None:
     page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('{text}')")
 
 
+def phone(browser, app_server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(app_server[0], wait_until="load")
+    page.locator("#upload input[type=file]").wait_for(state="attached")
+    return context, page
+
+
+def explain_class(page, name: str) -> None:
+    """Choose, under Advanced, the class the heatmap explains, and wait for its map."""
+    page.locator("#advanced").click()
+    page.locator("#target input").click()
+    page.get_by_role("option", name=name).click()
+    page.wait_for_function(f"document.querySelector('#caption')?.innerText.includes('Heatmap for: {name}')")
+
+
 def toasts(page) -> list[str]:
     return page.locator("[data-testid=toast-body]").all_inner_texts()
 
@@ -121,10 +138,7 @@ def test_dicom_files_are_analysed_whatever_their_name(page, tmp_path, name):
 def test_an_explained_class_is_named_and_a_new_image_returns_to_the_predicted_class(page):
     upload(page, EXAMPLES[0])
     wait_for_label(page, "Glioma")
-    page.locator("#advanced").click()
-    page.locator("#target input").click()
-    page.get_by_role("option", name="Meningioma").click()
-    page.wait_for_function("document.querySelector('#caption')?.innerText.includes('Heatmap for: Meningioma')")
+    explain_class(page, "Meningioma")
     assert "improbable" in page.locator("#caption").inner_text()
     upload(page, EXAMPLES[4])
     wait_for_label(page, "No tumour")
@@ -151,10 +165,7 @@ def test_the_warning_leads_when_the_input_is_not_an_mri(page, tmp_path):
 
 
 def test_on_a_phone_the_result_comes_into_view(browser, app_server):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    page.goto(app_server[0], wait_until="load")
+    context, page = phone(browser, app_server)
     upload(page, EXAMPLES[2])
     wait_for_label(page, "Meningioma")
     page.wait_for_function("""(() => { const r = document.getElementById('result').getBoundingClientRect();
@@ -217,10 +228,7 @@ def test_a_batch_row_shows_its_heatmap_in_view_and_the_table_fits(page, tmp_path
 
 
 def test_on_a_phone_the_gallery_captions_are_whole_and_clear_of_the_label(browser, app_server):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    page.goto(app_server[0], wait_until="load")
+    context, page = phone(browser, app_server)
     gallery = page.locator("#examples")
     gallery.scroll_into_view_if_needed()
     heading = page.locator("#examples-heading").bounding_box()
@@ -348,15 +356,6 @@ def test_a_small_volumes_key_slice_fills_its_box_and_is_a_slice_of_the_brain(pag
     assert 20 <= key <= 75  # the brain: not the neck and the skull base below slice 16, nor the vertex above 75
 
 
-def phone(browser, app_server):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    page.goto(app_server[0], wait_until="load")
-    page.locator("#upload input[type=file]").wait_for(state="attached")
-    return context, page
-
-
 def test_on_a_phone_the_first_screen_shows_the_upload_box_and_the_api_link(browser, app_server):
     context, page = phone(browser, app_server)
     box = page.locator("#upload").bounding_box()
@@ -443,10 +442,7 @@ def test_the_gallery_and_the_batch_table_grow_with_the_page(browser, app_server,
 def test_analyse_again_on_one_slice_reuses_the_slice_it_read(page):
     upload(page, EXAMPLES[2])
     wait_for_label(page, "Meningioma")
-    page.locator("#advanced").click()
-    page.locator("#target input").click()
-    page.get_by_role("option", name="Glioma").click()
-    page.wait_for_function("document.querySelector('#caption')?.innerText.includes('Heatmap for: Glioma')")
+    explain_class(page, "Glioma")
     page.locator("#analyse").click()  # the upload was read and deleted; the session keeps the slice
     page.wait_for_function("!document.body.innerText.includes('processing |')")
     assert "Heatmap for: Glioma" in page.locator("#caption").inner_text()

@@ -247,8 +247,8 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
                 if has.any():
                     box = gate_loss(gate[has], masks[has], args.box_mass_weight)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=args.label_smoothing) + args.box_weight * box
-            if teacher is not None and taught[idx].any():
-                keep = taught[idx].to(device)
+            keep = taught[idx].to(device) if teacher is not None else None
+            if keep is not None and keep.any():
                 with torch.no_grad():
                     answers = teacher(x[keep])
                 loss = loss + args.distil_weight * distil_loss(logits[keep], answers, args.distil_temperature) * keep.float().mean()
