@@ -11,6 +11,7 @@ from PIL import Image
 
 from brain_tumor import Classifier
 from brain_tumor.card import model_card, summary_line
+from brain_tumor.weights import save_weights
 from training import outside
 from training.augment import AugmentConfig, augment
 from tests.helpers import nifti_bytes, run_module
@@ -134,6 +135,42 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
     stored = Classifier.from_pretrained(weights).config
     assert stored.metrics["outside"]["part"] == "eval" and "Checked on held-out scans" in stored.scan_rule["checked"]
     assert "other collections' scans" in summary_line(stored) and "Outside the Kaggle collection" in model_card(stored)
+
+
+@pytest.mark.slow  # a short run and two soups of it (about 30 s)
+def test_a_weighted_soup_of_a_kaggle_model_and_an_outside_run_is_judged_on_the_outside_validation_too(outside_folder,
+                                                                                                     kaggle_dataset, tmp_path):
+    run = tmp_path / "run"
+    run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--outside", outside_folder,
+               "--epoch-size", "32", "--out", run, "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "1",
+               "--device", "cpu", "--cache-dir", "", "--no-test")
+    learnt = Classifier.from_pretrained(run / "weights")
+    # A Kaggle-only member on the same split: the run's weights with another head, and no outside collections in its recipe.
+    config = learnt.config
+    config.provenance["recipe"] = {k: v for k, v in config.provenance["recipe"].items() if k != "outside"}
+    state = learnt.model.state_dict()
+    bias = [k for k in state if k.endswith("bias")][-1]  # the last layer's
+    save_weights({k: v + 1.0 if k == bias else v for k, v in state.items()}, config, tmp_path / "kaggle")
+    soup = tmp_path / "soup"
+    result = run_module("training.soup", tmp_path / "kaggle", run, "--mix", "1,0", "1,3", "0,1", "--out", soup, "--cache-dir", "",
+                        "--no-test")
+    tried = json.loads((soup / "summary.json").read_text())["tried"]
+    assert [t["shares"] for t in tried] == [[1.0, 0.0], [0.25, 0.75], [0.0, 1.0]]
+    assert "kept the mix" in result.stdout
+    mixed = Classifier.from_pretrained(soup / "weights").config
+    kept = max(tried, key=lambda t: t["val_macro_f1"])  # the first best, as training.fit keeps epochs
+    assert [m["share"] for m in mixed.provenance["soup"]] == kept["shares"]
+    souped = Classifier.from_pretrained(soup / "weights").model.state_dict()
+    assert torch.allclose(souped[bias], state[bias] + kept["shares"][0])
+    # Judged on the run's own validation (Kaggle's share and the outside part), and still a model that learnt outside.
+    assert mixed.metrics["validation"]["n"] == learnt.config.metrics["validation"]["n"] > 4
+    assert mixed.provenance["recipe"]["outside"] == str(outside_folder) and "outside" in mixed.provenance["split_notes"]
+    assert "weighted soup (training.soup, shares" in (soup / "weights" / "README.md").read_text()
+    failed = run_module("training.soup", tmp_path / "kaggle", run, "--mix", "0.5", "--out", tmp_path / "no", "--cache-dir", "",
+                        expect=2)
+    assert "one share per member (2 here)" in failed.stderr and failed.stderr.count("\n") == 1
+    failed = run_module("training.soup", tmp_path / "kaggle", run, "--mix", "a,b", "--out", tmp_path / "no", expect=2)
+    assert "is not a list of numbers such as 0.3,0.7." in failed.stderr and "Traceback" not in failed.stderr
 
 
 def test_an_epoch_size_without_balanced_sampling_is_refused_in_one_sentence(kaggle_dataset, tmp_path):

@@ -1,8 +1,13 @@
-"""Average the weights of runs that share an architecture and a validation split (a uniform model soup), and end it
-as every training.fit run ends: `python -m training.soup RUN_OR_WEIGHTS... --out DIR`.
+"""Average the weights of runs that share an architecture and a validation split (a model soup), and end it as every
+training.fit run ends: `python -m training.soup RUN_OR_WEIGHTS... --out DIR [--mix 0.3,0.7 0.5,0.5 ...]`.
 
 Runs fine-tuned from one starting point tend to lie in one basin of the loss, where the average of their weights can
-be better than each of them (Wortsman et al., 2022, "Model soups"). The soup is judged as a run's kept epoch is:
+be better than each of them (Wortsman et al., 2022, "Model soups"). By default the soup is the plain mean; `--mix`
+declares weighted means instead (one share per member), and the one with the best validation is kept: with a model
+and its fine-tuned descendant as members, that is weight-space ensembling (WiSE-FT: Wortsman et al., CVPR 2022,
+"Robust fine-tuning of zero-shot models"), which can keep what the first knew while gaining what the second learnt.
+Where a member learnt the outside collections (training.fit --outside), the soup is judged on the validation that member
+was judged on: Kaggle's validation share plus the outside validation part. The soup is judged as a run's kept epoch is:
 validation accuracy and, for runs trained with --boxes, the box validation (training.report.validate); then the
 temperature, the out-of-distribution bounds and Testing (training.report.final_report), exported with its config and
 model card to DIR/weights. `training.choose` reads a soup folder as it reads a run, so a soup competes with its members
@@ -22,16 +27,42 @@ import torch
 
 from brain_tumor.errors import UsageError, exit_status
 from brain_tumor.weights import load_model, save_weights
+from training import outside
 from training.attention import load_box_data, trained_thumbnails
 from training.data import DEFAULT_CACHE, cache_folder, load_run_data, split_recipe_of
 from training.records import weights_folder
 from training.report import Validation, box_validation_record, final_report, validate
+from training.runtime import TrainState
 
 
-def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The mean of each floating-point tensor (batch-norm statistics too); counters are taken from the first."""
-    return {key: (torch.stack([s[key].double() for s in states]).mean(0).to(value.dtype) if value.is_floating_point() else value)
+def average(states: list[dict[str, torch.Tensor]], shares: tuple[float, ...] | None = None) -> dict[str, torch.Tensor]:
+    """The mean of each floating-point tensor (batch-norm statistics too), weighted by `shares` (summing to 1; equal by
+    default); counters are taken from the first."""
+    weights = torch.tensor(shares or [1 / len(states)] * len(states), dtype=torch.float64)
+    return {key: ((torch.stack([s[key].double() for s in states]) * weights.view(-1, *[1] * value.dim())).sum(0).to(value.dtype)
+                  if value.is_floating_point() else value)
             for key, value in states[0].items()}
+
+
+def shares(text: str) -> tuple[float, ...]:
+    """One --mix value: comma-separated non-negative shares, one per member, scaled to sum to 1."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 0.3,0.7.") from None
+    if any(v < 0 or v != v for v in values) or sum(values) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: each share is a number of 0 or more, and at least one is above 0.")
+    return tuple(v / sum(values) for v in values)
+
+
+def outside_folder(configs, override: str | None) -> str | None:
+    """The outside collections a member learnt from (training.fit --outside), if any; every such member must agree."""
+    folders = {(c.provenance.get("recipe") or {}).get("outside") for c in configs} - {None}
+    if override:
+        return override
+    if len(folders) > 1:
+        raise UsageError("The members learnt outside collections from different folders; name the one to validate on with --outside.")
+    return next(iter(folders), None)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -40,6 +71,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for the soup (weights/, summary.json)")
     p.add_argument("--data", default=None, help="the dataset the members were trained on, if it now lies elsewhere")
     p.add_argument("--boxes", default=None, help="the boxed slices the members were trained with, if they now lie elsewhere")
+    p.add_argument("--outside", default=None, help="the outside collections a member learnt from, if they now lie elsewhere")
+    p.add_argument("--mix", nargs="+", type=shares, default=None, metavar="SHARES",
+                   help="weighted means to try, each as comma-separated shares in the members' order (0.3,0.7); the one with "
+                        "the best validation macro-F1 is kept (default: the plain mean)")
     p.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32", help="dtype of the exported safetensors")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where decoded images are cached ('' to disable)")
     p.add_argument("--eval-batch-size", type=int, default=64)
@@ -60,14 +95,19 @@ def main(args: argparse.Namespace) -> int:
                              "a soup averages one architecture.")
         if split_recipe_of(other, args.data) != recipe:
             raise UsageError(f"{folder} was validated on another split than {folders[0]}; a soup's members share one split.")
-    model.load_state_dict(average([m.state_dict() for m, _ in loaded]))
-    model.eval()
+    mixes = args.mix or [None]
+    if any(len(mix) != len(folders) for mix in mixes if mix):
+        raise UsageError(f"Each --mix value gives one share per member ({len(folders)} here), such as "
+                         f"{','.join(['0.5'] * len(folders))}.")
     started = time.perf_counter()
 
     cache = cache_folder(args.cache_dir)
     data = load_run_data(recipe, cache, with_test=not args.no_test)
     if data.val is None or not len(data.val):
         raise UsageError("The members were trained without a validation split, so a soup of them cannot be judged.")
+    outside_root = outside_folder([other for _, other in loaded], args.outside)
+    if outside_root:
+        data.notes["outside"] = outside.add_to_run(data, outside_root, config.image_size, config.clahe, cache).notes
     box_folder = args.boxes or config.provenance.get("boxes", {}).get("folder")
     refit = any(other.provenance.get("boxes", {}).get("refit") for _, other in loaded)  # a member learnt the box validation
     boxes = (load_box_data(box_folder, data, config.image_size, config.clahe, recipe.twin_threshold, cache, refit=refit)
@@ -75,25 +115,39 @@ def main(args: argparse.Namespace) -> int:
     val = Validation(data.val_images, data.val.labels)
     if boxes and boxes.val_images is not None:
         val.use_boxes(boxes)
-    row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
-    print("soup of " + ", ".join(map(str, folders)) + ": " + json.dumps({k: round(v, 4) for k, v in row.items()}))
+    states = [m.state_dict() for m, _ in loaded]
+    tried, kept = [], TrainState()
+    for mix in mixes:
+        model.load_state_dict(average(states, mix))
+        model.eval()
+        row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
+        tried.append({"shares": mix and [round(v, 4) for v in mix], **row})
+        print(f"soup of {', '.join(map(str, folders))}" + (f" at {','.join(f'{v:.3g}' for v in mix)}" if mix else "") +
+              ": " + json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
+        kept.improve(row.get("val_macro_f1", row.get("val_acc")), len(tried) - 1, "macro_f1", model)
+    model.load_state_dict(kept.best_state)
+    row, chosen = tried[kept.best_epoch - 1], mixes[kept.best_epoch - 1]
+    if len(mixes) > 1:
+        print(f"kept the mix {','.join(f'{v:.3g}' for v in chosen)} (validation macro-F1 {row['val_macro_f1']:.4f})")
 
     config.metrics = final_report(model, config, data, "cpu", args.eval_batch_size, False, trained_thumbnails(data, boxes),
                                   recipe.twin_threshold)
     if val.box_inputs is not None:
         config.metrics["localisation_validation"] = box_validation_record(row, val, "training.soup")
     config.metrics["best_epoch"] = None
-    members = [{"folder": str(folder), "init": other.provenance.get("init"), "weights_sha256": other.weights_sha256}
-               for folder, (_, other) in zip(folders, loaded)]
+    members = [{"folder": str(folder), "init": other.provenance.get("init"), "weights_sha256": other.weights_sha256,
+                "share": round(chosen[i] if chosen else 1 / len(folders), 4)} for i, (folder, (_, other)) in enumerate(zip(folders, loaded))]
     first = config.provenance
     config.provenance = {
-        "data": first.get("data"), "init": "a uniform soup (training.soup) of " + ", ".join(map(str, folders)),
-        "recipe": dataclasses.asdict(recipe), "hardware": f"CPU ({platform.processor() or platform.machine()})",
+        "data": first.get("data"),
+        "init": (f"a weighted soup (training.soup, shares {','.join(f'{v:.3g}' for v in chosen)}) of " if chosen else
+                 "a uniform soup (training.soup) of ") + ", ".join(map(str, folders)),
+        "recipe": {**dataclasses.asdict(recipe), **({"outside": outside_root} if outside_root else {})}, "hardware": f"CPU ({platform.processor() or platform.machine()})",
         "wall_time_s": round(time.perf_counter() - started, 1), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-        "split_notes": first.get("split_notes"), **({"boxes": first["boxes"]} if "boxes" in first else {}), "soup": members}
+        "split_notes": data.notes, **({"boxes": first["boxes"]} if "boxes" in first else {}), "soup": members}
     config.weights_dtype = args.weights_dtype
     weights_dir = save_weights(model.state_dict(), config, args.out / "weights")
-    (args.out / "summary.json").write_text(json.dumps({"metrics": config.metrics, "soup": members}, indent=2))
+    (args.out / "summary.json").write_text(json.dumps({"metrics": config.metrics, "soup": members, "tried": tried}, indent=2))
     print(f"weights in {weights_dir}")
     return 0
 

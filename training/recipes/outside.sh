@@ -41,5 +41,15 @@ outside_o4() { several --init "$runs/outside-o3/weights" --distil weights/resnet
   --crop-scale 0.6 --optimizer adamw --lr 3e-5 --weight-decay 1e-4 --warmup-epochs 0.1 --epochs 3 --epoch-size 3600 \
   --label-smoothing 0.1 --distil-weight 1 --distil-temperature 2; }
 
+# O5 and O6 (CPU, no training; declared together, before either ran, with O1-O4's figures known): weight-space ensembling
+#    (WiSE-FT, Wortsman et al., CVPR 2022): the weighted mean of the Kaggle model's weights (weights/resnet50) and an outside
+#    run's, which can keep the Kaggle accuracy the outside runs lost while keeping what they learnt. training.soup validates
+#    each declared mix on the runs' validation (Kaggle's share plus the outside part) and keeps the best macro-F1; the kept
+#    soup is then judged against O1's 0.8748 by the same rule. O5 mixes in O1's kept weights (its float32 run weights; the
+#    share 1 reproduces O1 and checks that the soup is judged as the run was), O6 O4's.
+wise_grid=(0.7,0.3 0.6,0.4 0.5,0.5 0.4,0.6 0.3,0.7 0.2,0.8 0.1,0.9)
+outside_o5() { python -m training.soup weights/resnet50 "$runs/outside-o1" --mix "${wise_grid[@]}" 0,1 --out "$runs/outside-o5"; }
+outside_o6() { python -m training.soup weights/resnet50 "$runs/outside-o4" --mix "${wise_grid[@]}" --out "$runs/outside-o6"; }
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
