@@ -48,8 +48,8 @@ outside_o4() { several --init "$runs/outside-o3/weights" --distil weights/resnet
 #    soup is then judged against O1's 0.8748 by the same rule. O5 mixes in O1's kept weights (its float32 run weights; the
 #    share 1 reproduces O1 and checks that the soup is judged as the run was), O6 O4's.
 wise_grid=(0.7,0.3 0.6,0.4 0.5,0.5 0.4,0.6 0.3,0.7 0.2,0.8 0.1,0.9)
-outside_o5() { python -m training.soup weights/resnet50 "$runs/outside-o1" --mix "${wise_grid[@]}" 0,1 --out "$runs/outside-o5"; }
-outside_o6() { python -m training.soup weights/resnet50 "$runs/outside-o4" --mix "${wise_grid[@]}" --out "$runs/outside-o6"; }
+outside_o5() { python -m training.soup weights/resnet50 "$runs/outside-o1" --data "$data" --mix "${wise_grid[@]}" 0,1 --out "$runs/outside-o5"; }
+outside_o6() { python -m training.soup weights/resnet50 "$runs/outside-o4" --data "$data" --mix "${wise_grid[@]}" --out "$runs/outside-o6"; }
 
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
