@@ -51,5 +51,11 @@ wise_grid=(0.7,0.3 0.6,0.4 0.5,0.5 0.4,0.6 0.3,0.7 0.2,0.8 0.1,0.9)
 outside_o5() { python -m training.soup weights/resnet50 "$runs/outside-o1" --data "$data" --mix "${wise_grid[@]}" 0,1 --out "$runs/outside-o5"; }
 outside_o6() { python -m training.soup weights/resnet50 "$runs/outside-o4" --data "$data" --mix "${wise_grid[@]}" --out "$runs/outside-o6"; }
 
+# O7 and O8 (CPU, no training; declared while O5 ran, before any of its mixes had been judged past 0.7,0.3): O7 the plain mean
+#    of O1, O3 and O4 (one lineage: O3 and O4 trained on from O1), a soup judged against O1 by the same rule; O8 the Kaggle
+#    model mixed with O7 over the same grid as O5.
+outside_o7() { python -m training.soup "$runs/outside-o1" "$runs/outside-o3" "$runs/outside-o4" --out "$runs/outside-o7"; }
+outside_o8() { python -m training.soup weights/resnet50 "$runs/outside-o7" --data "$data" --mix "${wise_grid[@]}" --out "$runs/outside-o8"; }
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
