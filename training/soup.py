@@ -55,13 +55,18 @@ def shares(text: str) -> tuple[float, ...]:
     return tuple(v / sum(values) for v in values)
 
 
+def label(mix: tuple[float, ...]) -> str:
+    return ",".join(f"{v:.3g}" for v in mix)
+
+
 def outside_folder(configs, override: str | None) -> str | None:
     """The outside collections a member learnt from (training.fit --outside), if any; every such member must agree."""
     folders = {(c.provenance.get("recipe") or {}).get("outside") for c in configs} - {None}
     if override:
         return override
     if len(folders) > 1:
-        raise UsageError("The members learnt outside collections from different folders; name the one to validate on with --outside.")
+        raise UsageError("The members learnt outside collections from different folders; "
+                         "name the one to validate on with --outside.")
     return next(iter(folders), None)
 
 
@@ -122,13 +127,13 @@ def main(args: argparse.Namespace) -> int:
         model.eval()
         row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
         tried.append({"shares": mix and [round(v, 4) for v in mix], **row})
-        print(f"soup of {', '.join(map(str, folders))}" + (f" at {','.join(f'{v:.3g}' for v in mix)}" if mix else "") +
-              ": " + json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
+        print(f"soup of {', '.join(map(str, folders))}" + (f" at {label(mix)}" if mix else "") + ": " +
+              json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
         kept.improve(row.get("val_macro_f1", row.get("val_acc")), len(tried) - 1, "macro_f1", model)
     model.load_state_dict(kept.best_state)
     row, chosen = tried[kept.best_epoch - 1], mixes[kept.best_epoch - 1]
     if len(mixes) > 1:
-        print(f"kept the mix {','.join(f'{v:.3g}' for v in chosen)} (validation macro-F1 {row['val_macro_f1']:.4f})")
+        print(f"kept the mix {label(chosen)} (validation macro-F1 {row['val_macro_f1']:.4f})")
 
     config.metrics = final_report(model, config, data, "cpu", args.eval_batch_size, False, trained_thumbnails(data, boxes),
                                   recipe.twin_threshold)
@@ -136,13 +141,15 @@ def main(args: argparse.Namespace) -> int:
         config.metrics["localisation_validation"] = box_validation_record(row, val, "training.soup")
     config.metrics["best_epoch"] = None
     members = [{"folder": str(folder), "init": other.provenance.get("init"), "weights_sha256": other.weights_sha256,
-                "share": round(chosen[i] if chosen else 1 / len(folders), 4)} for i, (folder, (_, other)) in enumerate(zip(folders, loaded))]
+                "share": round(share, 4)}
+               for folder, (_, other), share in zip(folders, loaded, chosen or [1 / len(folders)] * len(folders))]
     first = config.provenance
     config.provenance = {
         "data": first.get("data"),
-        "init": (f"a weighted soup (training.soup, shares {','.join(f'{v:.3g}' for v in chosen)}) of " if chosen else
-                 "a uniform soup (training.soup) of ") + ", ".join(map(str, folders)),
-        "recipe": {**dataclasses.asdict(recipe), **({"outside": outside_root} if outside_root else {})}, "hardware": f"CPU ({platform.processor() or platform.machine()})",
+        "init": (f"a weighted soup (training.soup, shares {label(chosen)}) of " if chosen else "a uniform soup (training.soup) of ")
+                + ", ".join(map(str, folders)),
+        "recipe": {**dataclasses.asdict(recipe), **({"outside": outside_root} if outside_root else {})},
+        "hardware": f"CPU ({platform.processor() or platform.machine()})",
         "wall_time_s": round(time.perf_counter() - started, 1), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
         "split_notes": data.notes, **({"boxes": first["boxes"]} if "boxes" in first else {}), "soup": members}
     config.weights_dtype = args.weights_dtype
