@@ -53,7 +53,7 @@ outside_o6() { python -m training.soup weights/resnet50 "$runs/outside-o4" --dat
 
 # O7 and O8 (CPU, no training; declared while O5 ran, before any of its mixes had been judged past 0.7,0.3): O7 the plain mean
 #    of O1, O3 and O4 (one lineage: O3 and O4 trained on from O1), a soup judged against O1 by the same rule; O8 the Kaggle
-#    model mixed with O7 over the same grid as O5.
+#    model mixed with O7 over the same grid as O6.
 outside_o7() { python -m training.soup "$runs/outside-o1" "$runs/outside-o3" "$runs/outside-o4" --out "$runs/outside-o7"; }
 outside_o8() { python -m training.soup weights/resnet50 "$runs/outside-o7" --data "$data" --mix "${wise_grid[@]}" --out "$runs/outside-o8"; }
 
