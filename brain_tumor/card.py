@@ -87,11 +87,6 @@ def _localisation_text(config: ModelConfig) -> str:
             f"at the centre of the head) scores {prior.get('pointing_game', float('nan')):.0%} and {prior.get('energy_ratio', float('nan')):.1f}×.")
 
 
-def learnt_outside(config: ModelConfig) -> bool:
-    """Whether the weights learnt from the outside collections' train part (training.fit --outside)."""
-    return bool((config.provenance.get("recipe") or {}).get("outside"))
-
-
 def count_of(entry: dict) -> str:
     """A measured share as 'k of n' (a benchmark entry: {"share", "n", ...})."""
     return f"{round(entry['share'] * entry['n'])} of {entry['n']}"
@@ -133,7 +128,7 @@ def _outside_table(config: ModelConfig) -> str:
 
 
 def _outside_data(config: ModelConfig) -> str:
-    if not learnt_outside(config):
+    if not config.outside_collections:
         return ""
     return ("\nand on the train part of three collections outside it (split by patient or subject, `training/splits/outside.json`): "
             "TCGA-LGG lower-grade gliomas (The Cancer Genome Atlas via TCIA, CC BY 3.0), OASIS-1 (open access under its data use "
@@ -141,7 +136,7 @@ def _outside_data(config: ModelConfig) -> str:
 
 
 def _trained_on(config: ModelConfig) -> str:
-    if learnt_outside(config):
+    if config.outside_collections:
         return ("Trained on the Kaggle collection and the train part of three others (TCGA-LGG gliomas in three sequences, OASIS and "
                 "NiChart healthy brains); its outside figures are on other patients of those same collections")
     return "Trained on one public collection of 2D slices (mostly T1 post-contrast, some T2/FLAIR)"
@@ -245,7 +240,7 @@ def summary_line(config: ModelConfig) -> str:
     init = str(config.provenance.get("init"))
     origin = {"scratch": "trained from scratch", "imagenet": "fine-tuned from ImageNet"}.get(init, "trained")
     text = f"{arch}, {origin} on the Kaggle Brain Tumor MRI Dataset (Training split)"
-    if learnt_outside(config):
+    if config.outside_collections:
         text += " and the train part of three other collections (TCGA-LGG, OASIS, NiChart)"
     clean, full = config.metrics.get("test_clean"), config.metrics.get("test")
     if clean:

@@ -52,6 +52,11 @@ class ModelConfig:
     weights_dtype: str = "float32"
     format_version: int = FORMAT_VERSION
 
+    @property
+    def outside_collections(self) -> str | None:
+        """The outside collections' folder whose train part the weights learnt from (training.fit --outside), if any."""
+        return (self.provenance.get("recipe") or {}).get("outside")
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for key in ("classes", "mean", "std"):

@@ -43,9 +43,8 @@ def calibrate(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(folder, backend="torch")
     model, config = classifier.model, classifier.config
     data = load_run_data(split_recipe_of(classifier.config, args.data), cache_folder(args.cache_dir))
-    collections = (config.provenance.get("recipe") or {}).get("outside")
-    if collections:  # the run validated on the outside collections' validation part too (training.fit --outside)
-        outside.add_to_run(data, args.outside or collections, config.image_size, config.clahe, cache_folder(args.cache_dir))
+    if config.outside_collections:  # the run validated on the outside collections' validation part too (training.fit --outside)
+        outside.add_to_run(data, args.outside or config.outside_collections, config.image_size, config.clahe, cache_folder(args.cache_dir))
     section = ood_section(model, config, data.val_images if data.val_images is not None else torch.empty(0), quantile=args.quantile)
     bounds = section["bounds"]
 

@@ -61,7 +61,7 @@ def label(mix: tuple[float, ...]) -> str:
 
 def outside_folder(configs, override: str | None) -> str | None:
     """The outside collections a member learnt from (training.fit --outside), if any; every such member must agree."""
-    folders = {(c.provenance.get("recipe") or {}).get("outside") for c in configs} - {None}
+    folders = {c.outside_collections for c in configs} - {None}
     if override:
         return override
     if len(folders) > 1:
@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
         tried.append({"shares": mix and [round(v, 4) for v in mix], **row})
         print(f"soup of {', '.join(map(str, folders))}" + (f" at {label(mix)}" if mix else "") + ": " +
               json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
-        kept.improve(row.get("val_macro_f1", row.get("val_acc")), len(tried) - 1, "macro_f1", model)
+        kept.improve(row["val_macro_f1"], len(tried) - 1, "macro_f1", model)
     model.load_state_dict(kept.best_state)
     row, chosen = tried[kept.best_epoch - 1], mixes[kept.best_epoch - 1]
     if len(mixes) > 1:
