@@ -17,13 +17,14 @@ import torch
 from brain_tumor import CLASSES, Classifier
 from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UsageError
+from brain_tumor.models import create_model
 from brain_tumor.weights import save_weights
 from tests.helpers import PYTHON, ROOT, make_kaggle_dataset, one_sentence, run_module, synthetic_slice
 from training import twins
 from training.augment import AugmentConfig, augment
 from training.choose import RunFigures, choose, read_run, table
 from training.data import DatasetError, SplitRecipe, discover, split_recipe_of
-from training.fit import epoch_batches, get_args_parser, resolve_args
+from training.fit import build_optimizer, epoch_batches, get_args_parser, resolve_args
 
 FAST = ["--image-size", "32", "--batch-size", "8", "--workers", "1", "--device", "cpu"]
 
@@ -333,6 +334,26 @@ def test_a_training_seed_changes_the_batches_and_not_the_split():
     assert SplitRecipe.from_mapping(vars(args)) == SplitRecipe.from_mapping(vars(other))
     order = [epoch_batches(64, run, 0, 0, 1, torch.device("cpu"))[0] for run in (args, other)]
     assert not torch.equal(*order)
+
+
+def test_a_trunk_learning_rate_scale_slows_every_parameter_but_the_heads():
+    model = create_model("baseline", image_size=64)
+
+    def parse(*flags):
+        return resolve_args(get_args_parser().parse_args(["--model", "baseline", "--lr", "1e-3", *flags, "--out", "x"]))
+
+    optimizer = build_optimizer(parse("--trunk-lr-scale", "0.1"), model)
+    head = {id(p) for p in model.classifier.parameters()}
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert sorted(lr_of) == sorted(id(p) for p in model.parameters())  # each parameter in one group
+    assert {lr_of[i] for i in head} == {1e-3}
+    assert [lr for i, lr in lr_of.items() if i not in head] == pytest.approx([1e-4] * (len(lr_of) - len(head)))
+    assert optimizer.param_groups[0]["lr"] == 1e-3
+    plain = build_optimizer(parse(), model)
+    assert len(plain.param_groups) == 2 and {g["lr"] for g in plain.param_groups} == {1e-3}  # as before the flag
+    with pytest.raises(UsageError, match="--finetune head") as refusal:
+        build_optimizer(parse("--trunk-lr-scale", "0"), model)
+    assert one_sentence(str(refusal.value))
 
 
 @pytest.mark.slow  # two runs

@@ -49,6 +49,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="epochs (recipe: 10)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size per process (recipe: resnet50 32, baseline 128)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (recipe: resnet50 0.01, baseline 1e-4)")
+    p.add_argument("--trunk-lr-scale", type=float, default=1.0,
+                   help="the trunk's (everything but the head's) learning rate as a share of --lr: below 1, a whole-network "
+                        "run moves the features it starts from less than the head")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help="recipe: resnet50 sgd, baseline adamw")
     p.add_argument("--momentum", type=float, default=None, help="SGD momentum (recipe: 0.9)")
     p.add_argument("--weight-decay", type=float, default=None, help="recipe: 1e-4")
@@ -170,10 +173,19 @@ def set_trainable(model: nn.Module, architecture: str, head_only: bool) -> None:
 
 
 def build_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
-    decay, no_decay = [], []  # no weight decay on norms and biases
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """No weight decay on norms and biases. With --trunk-lr-scale, the head at --lr and the trunk at --lr × the scale
+    (the schedule scales every group alike); the head's groups come first, so param_groups[0]["lr"] is --lr's."""
+    if not args.trunk_lr_scale > 0:
+        raise UsageError(f"--trunk-lr-scale must be above 0 (got {args.trunk_lr_scale}); to train the head alone use --finetune head.")
+    parts = [(list(model.parameters()), args.lr)]
+    if args.trunk_lr_scale != 1:  # otherwise one part, as runs (and their checkpoints) always had
+        head = {id(p) for p in get_architecture(args.model).head(model).parameters()}
+        parts = [([p for p in model.parameters() if id(p) in head], args.lr),
+                 ([p for p in model.parameters() if id(p) not in head], args.lr * args.trunk_lr_scale)]
+    groups = []
+    for params, lr in parts:
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": args.weight_decay, "lr": lr},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
     if args.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, nesterov=args.momentum > 0)
     return torch.optim.AdamW(groups, lr=args.lr)

@@ -57,5 +57,14 @@ outside_o6() { python -m training.soup weights/resnet50 "$runs/outside-o4" --dat
 outside_o7() { python -m training.soup "$runs/outside-o1" "$runs/outside-o3" "$runs/outside-o4" --out "$runs/outside-o7"; }
 outside_o8() { python -m training.soup weights/resnet50 "$runs/outside-o7" --data "$data" --mix "${wise_grid[@]}" --out "$runs/outside-o8"; }
 
+# O9 (CPU): O5's weights (the shipped resnet50_outside, its float32 soup) trained on with distillation from the Kaggle model
+#    (as O3) and the trunk at a tenth of the head's learning rate (--trunk-lr-scale 0.1: head AdamW 1e-4, trunk 1e-5), a
+#    tenth of an epoch of warm-up, cosine over 3 epochs of 3,600 draws; else as O1. The question: did O1-O5 lose Kaggle's
+#    answers in the trunk's features or in the head's boundary? If the head, the Kaggle answers come back while the
+#    outside-learnt features stay. Declared with O1-O8's figures known, before it ran: kept only if its validation beats O5's 0.8759.
+outside_o9() { several --init "$runs/outside-o5/weights" --distil weights/resnet50 --out "$runs/outside-o9" --augment stacked \
+  --crop-scale 0.6 --optimizer adamw --lr 1e-4 --trunk-lr-scale 0.1 --weight-decay 1e-4 --warmup-epochs 0.1 --epochs 3 \
+  --epoch-size 3600 --label-smoothing 0.1 --distil-weight 1 --distil-temperature 2; }
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
