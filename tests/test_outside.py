@@ -80,6 +80,29 @@ def test_every_subject_is_in_one_part_and_the_parts_never_share_one(outside_fold
     assert not set(record["train"]) & set(record["eval"]) and len(record["eval"]) >= 30
 
 
+def test_a_packed_copy_holds_the_training_parts_in_fewer_bytes_and_reads_as_the_original(outside_folder, tmp_path):
+    written = outside.pack(outside_folder, tmp_path / "packed", side=56, quality=80)
+    packed = tmp_path / "packed"
+    original = {part: outside.training_slices(outside_folder, part) for part in outside.PARTS}
+    copy = {part: outside.training_slices(packed, part) for part in outside.PARTS}
+    def key(s):  # OASIS's index is its file's place among the files there, the evaluation part's too
+        return s.collection, s.subject, s.sequence, s.path.name, s.index if s.collection != "oasis" else None, s.label
+
+    assert [key(s) for s in copy["train"]] == [key(s) for s in original["train"]]
+    assert [key(s) for s in copy["val"]] == [key(s) for s in original["val"]] and not copy["eval"]
+    tcga = [s for s in copy["train"] if s.collection == "tcga-lgg"]
+    assert Image.open(tcga[0].path).size == (56, 56)  # the 64-px slices made smaller; OASIS's 48×56 ones copied
+    oasis = [s for s in copy["train"] if s.collection == "oasis"][0]
+    assert oasis.path.read_bytes() == (outside_folder / oasis.path.relative_to(packed)).read_bytes()
+    edge = [s for s in outside.tcga_slices(packed) if s.edge]
+    assert edge and not any(s.path.exists() for s in edge) and all(s.mask.exists() for s in edge)
+    files = [f for f in packed.rglob("*") if f.is_file()]
+    assert sum(w["files"] for w in written.values()) == len(files)
+    assert sum(w["bytes"] for w in written.values()) == sum(f.stat().st_size for f in files)
+    result = run_module("training.pack_outside", "--data", outside_folder, "--out", packed, expect=2)
+    assert result.stderr.strip().splitlines()[-1] == f"error: {packed} is not empty; pack into a new folder."
+
+
 def test_balanced_sampling_gives_each_class_and_each_collection_within_it_the_same_share():
     cells = ["kaggle/glioma"] * 100 + ["tcga-lgg/glioma"] * 900 + ["kaggle/notumor"] * 50 + ["oasis/notumor"] * 10 + ["nichart/notumor"] * 40
     weights = outside.balanced_weights(cells)
@@ -117,6 +140,9 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
     notes = config.provenance["split_notes"]["outside"]
     assert notes["train"]["tcga-lgg/post/glioma"] == 2 * len(TUMOUR) and notes["val"]["oasis/T1/notumor"] >= 1
     assert config.metrics["validation"]["n"] > 4 * 1  # Kaggle's validation share and the outside validation part
+    from training.calibrate_ood import calibrate, get_args_parser
+    calibrated = calibrate(get_args_parser().parse_args(["--weights", str(out / "weights"), "--cache-dir", str(tmp_path / "cache")]))
+    assert calibrated["n_validation"] == config.metrics["validation"]["n"]  # its bounds come from the run's own validation
 
     weights = out / "weights"
     scores = tmp_path / "train-scores"

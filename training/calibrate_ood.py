@@ -24,7 +24,7 @@ from brain_tumor.preprocess import to_uint8_tensor
 from brain_tumor.weights import CONFIG_NAME
 from training import outside, twins
 from training.calibration import OOD_QUANTILE, non_mri_images, ood_scores, ood_section
-from training.data import DEFAULT_CACHE, cache_folder, load_run_data, split_recipe_of
+from training.data import DEFAULT_CACHE, cache_folder, split_recipe_of
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -42,9 +42,9 @@ def calibrate(args: argparse.Namespace) -> dict:
     folder = Path(args.weights)
     classifier = Classifier.from_pretrained(folder, backend="torch")
     model, config = classifier.model, classifier.config
-    data = load_run_data(split_recipe_of(classifier.config, args.data), cache_folder(args.cache_dir))
-    if config.outside_collections:  # the run validated on the outside collections' validation part too (training.fit --outside)
-        outside.add_to_run(data, args.outside or config.outside_collections, config.image_size, config.clahe, cache_folder(args.cache_dir))
+    learnt = config.outside_collections  # the run validated on the outside collections' validation part too (training.fit --outside)
+    data = outside.load_judged_data(split_recipe_of(config, args.data), (args.outside or learnt) if learnt else None,
+                                    config.image_size, config.clahe, cache_folder(args.cache_dir))
     section = ood_section(model, config, data.val_images if data.val_images is not None else torch.empty(0), quantile=args.quantile)
     bounds = section["bounds"]
 

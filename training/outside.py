@@ -26,7 +26,7 @@ from brain_tumor.errors import UserError
 from brain_tumor.preprocess import resize_image
 from brain_tumor.volumes import Volume, read_nifti, volume_of_slices
 from training import twins
-from training.data import Split, cached_images
+from training.data import Split, cached_images, load_run_data
 
 SPLIT_FILE = Path(__file__).with_name("splits") / "outside.json"
 PARTS = ("train", "val", "eval")
@@ -189,6 +189,43 @@ def tcga_stack(root: Path, patient: str, sequence: str) -> tuple[Volume, list[in
     return volume_of_slices(f"{patient} ({sequence})", "image stack", "axial", slices), numbers
 
 
+# ---------------------------------------------------------------- a smaller copy for a GPU machine
+
+def pack(root: str | Path, out: str | Path, parts: tuple[str, ...] = ("train", "val"), side: int = 224, quality: int = 80) -> dict:
+    """Copy the subjects of `parts` to `out` in the same layout, small enough to carry to a GPU machine: TCGA-LGG's and
+    OASIS's slices larger than side (the classifier's input side) JPEG-encoded again at most side px a side and
+    `quality` (the others copied as they are); TCGA's masks as they are (they decide each slice's class), but no image of
+    a slice beside a tumour (no part trains on it); NiChart's volumes as they are. Returns files and bytes per collection."""
+    root, out = Path(root), Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise OutsideDataError(f"{out} is not empty; pack into a new folder.")
+    written: dict[str, dict[str, int]] = collections.defaultdict(lambda: {"files": 0, "bytes": 0})
+
+    def put(collection: str, source: Path, smaller: bool = False) -> None:
+        target = out / source.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image = Image.open(source) if smaller else None
+        if image is None or max(image.size) <= side:
+            target.write_bytes(source.read_bytes())
+        else:
+            scale = side / max(image.size)
+            size = (round(image.width * scale), round(image.height * scale))
+            image.convert("L").resize(size, Image.BICUBIC).save(target, "JPEG", quality=quality)
+        written[collection]["files"] += 1
+        written[collection]["bytes"] += target.stat().st_size
+
+    kept = [s for s in tcga_slices(root) + oasis_slices(root) if part_of(s.collection, s.subject) in parts]
+    for item in tqdm(kept, desc="pack", unit="slice"):
+        if item.mask is not None and not (out / item.mask.relative_to(root)).exists():
+            put(item.collection, item.mask)
+        if not item.edge:
+            put(item.collection, item.path, smaller=True)
+    for subject, _, path in nichart_volumes(root):
+        if part_of("nichart", subject) in parts:
+            put("nichart", path)
+    return dict(written)
+
+
 # ---------------------------------------------------------------- outside collections in a training run
 
 def training_slices(root: str | Path, part: str) -> list[OutsideSlice]:
@@ -226,6 +263,17 @@ def add_to_run(data, root: str | Path, side: int, clahe: bool, cache_dir: Path |
     masks = torch.from_numpy(np.stack([tumour_mask(s, side) for s in train]).astype(np.uint8)) if train else torch.zeros(0, side, side)
     has = torch.tensor([s.collection == "tcga-lgg" or s.label == "notumor" for s in train], dtype=torch.bool)
     return OutsideRun(cells, masks, has, notes)
+
+
+def load_judged_data(recipe, outside_root: str | Path | None, side: int, clahe: bool, cache_dir: Path | None,
+                     with_test: bool = True):
+    """The images a weights folder was judged on, for the commands that judge it again (training.soup,
+    training.calibrate_ood): its run's Kaggle split (training.data.load_run_data) and, when it learnt the outside
+    collections from `outside_root`, their train and validation parts added as training.fit added them."""
+    data = load_run_data(recipe, cache_dir, with_test=with_test)
+    if outside_root:
+        data.notes["outside"] = add_to_run(data, outside_root, side, clahe, cache_dir).notes
+    return data
 
 
 def balanced_weights(cells: list[str]) -> torch.Tensor:

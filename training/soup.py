@@ -29,7 +29,7 @@ from brain_tumor.errors import UsageError, exit_status
 from brain_tumor.weights import load_model, save_weights
 from training import outside
 from training.attention import load_box_data, trained_thumbnails
-from training.data import DEFAULT_CACHE, cache_folder, load_run_data, split_recipe_of
+from training.data import DEFAULT_CACHE, cache_folder, split_recipe_of
 from training.records import weights_folder
 from training.report import Validation, box_validation_record, final_report, validate
 from training.runtime import TrainState
@@ -107,12 +107,10 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     cache = cache_folder(args.cache_dir)
-    data = load_run_data(recipe, cache, with_test=not args.no_test)
+    outside_root = outside_folder([other for _, other in loaded], args.outside)
+    data = outside.load_judged_data(recipe, outside_root, config.image_size, config.clahe, cache, with_test=not args.no_test)
     if data.val is None or not len(data.val):
         raise UsageError("The members were trained without a validation split, so a soup of them cannot be judged.")
-    outside_root = outside_folder([other for _, other in loaded], args.outside)
-    if outside_root:
-        data.notes["outside"] = outside.add_to_run(data, outside_root, config.image_size, config.clahe, cache).notes
     box_folder = args.boxes or config.provenance.get("boxes", {}).get("folder")
     refit = any(other.provenance.get("boxes", {}).get("refit") for _, other in loaded)  # a member learnt the box validation
     boxes = (load_box_data(box_folder, data, config.image_size, config.clahe, recipe.twin_threshold, cache, refit=refit)

@@ -66,5 +66,18 @@ outside_o9() { several --init "$runs/outside-o5/weights" --distil weights/resnet
   --crop-scale 0.6 --optimizer adamw --lr 1e-4 --trunk-lr-scale 0.1 --weight-decay 1e-4 --warmup-epochs 0.1 --epochs 3 \
   --epoch-size 3600 --label-smoothing 0.1 --distil-weight 1 --distil-temperature 2; }
 
-[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$'; exit 0; }
+# G1 and G2 (GPU; declared for the first lent device, not yet run; training/recipes/device_outside.sh runs both in one
+#    call, on the packed copy of the outside train and validation parts that training.pack_outside writes): the route
+#    docs/outside.md names. G1 is O1's recipe from weights/resnet50 with --distil weights/resnet50 from the start, for 20
+#    epochs of 10,000 draws (11 times O1's images); G2 is G1 with the trunk at a third of the head's rate. Each stops after
+#    the epoch that passes --max-minutes (the cosine schedule then unfinished: the device's 15 minutes decide), keeps its
+#    best validation epoch, and is judged back here against the shipped model on the original validation (the device's
+#    TCGA-LGG slices are encoded again at 224 px). FIT_EXTRA adds flags (a CPU dry run: see device_outside.sh).
+outside_g() { several --init weights/resnet50 --distil weights/resnet50 --augment stacked --crop-scale 0.6 --optimizer adamw \
+  --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 1 --epochs 20 --epoch-size 10000 --label-smoothing 0.1 --distil-weight 1 \
+  --distil-temperature 2 --weights-dtype float16 --max-minutes "${MAX_MINUTES:-3.5}" --no-test "$@" ${FIT_EXTRA:-}; }
+outside_g1() { outside_g --out "$runs/outside-g1"; }
+outside_g2() { outside_g --trunk-lr-scale 0.3 --out "$runs/outside-g2"; }
+
+[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
