@@ -92,7 +92,7 @@ def test_a_packed_copy_holds_the_training_parts_in_fewer_bytes_and_reads_as_the_
     assert [key(s) for s in copy["val"]] == [key(s) for s in original["val"]] and not copy["eval"]
     tcga = [s for s in copy["train"] if s.collection == "tcga-lgg"]
     assert Image.open(tcga[0].path).size == (56, 56)  # the 64-px slices made smaller; OASIS's 48×56 ones copied
-    oasis = [s for s in copy["train"] if s.collection == "oasis"][0]
+    oasis = next(s for s in copy["train"] if s.collection == "oasis")
     assert oasis.path.read_bytes() == (outside_folder / oasis.path.relative_to(packed)).read_bytes()
     edge = [s for s in outside.tcga_slices(packed) if s.edge]
     assert edge and not any(s.path.exists() for s in edge) and all(s.mask.exists() for s in edge)
@@ -127,6 +127,15 @@ def test_stacked_augmentation_changes_quality_and_appearance_and_keeps_masks_in_
     # the spatial part moves the masks with the images: the mask stays on the bright blob
     bright = first[:, 0] > 150
     assert (warped > 0.5).sum() > 0 and ((warped > 0.5) & bright).sum() / (warped > 0.5).sum() > 0.5
+
+
+def test_one_stacked_transform_can_be_left_out_and_only_from_the_stacked_augmentation(kaggle_dataset, tmp_path):
+    full, less = AugmentConfig.stacked(), AugmentConfig.stacked().without(["strip", "thick"])
+    assert less.strip == less.thick == 0 and full.strip > 0 and full.thick > 0
+    assert {k: v for k, v in vars(less).items() if k not in ("strip", "thick")} == {k: v for k, v in vars(full).items() if k not in ("strip", "thick")}
+    refused = run_module("training.fit", "--data", kaggle_dataset, "--out", tmp_path / "o", "--augment-without", "strip", expect=2)
+    message = refused.stderr.strip().splitlines()[-1]
+    assert message == "error: --augment-without takes transforms out of --augment stacked, and this run's is standard."
 
 
 @pytest.mark.slow  # a training run, the benchmark twice and the rule chooser (about 60 s)

@@ -42,6 +42,14 @@ class AugmentConfig:
         return cls(crop_scale=(crop_scale, 1.0), crop_ratio=(0.75, 1.33), rotation=20.0, brightness=0.3, contrast=0.3,
                    elastic=0.3, blur=0.25, noise=0.3, thick=0.25, gamma=0.5, curve=0.3, strip=0.2)
 
+    def without(self, names: tuple[str, ...] | list[str]) -> "AugmentConfig":
+        """The same transforms less those named (of STACKED_TRANSFORMS): to measure what each one gives."""
+        return dataclasses.replace(self, **{name: 0.0 for name in names})
+
+
+# The stacked transforms that each have a probability, and can be left out one at a time (training.fit --augment-without).
+STACKED_TRANSFORMS = ("elastic", "blur", "noise", "thick", "gamma", "curve", "strip")
+
 
 def _uniform(n: int, lo: float, hi: float, generator, device) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=device) * (hi - lo) + lo

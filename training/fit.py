@@ -30,7 +30,7 @@ from brain_tumor.models import ARCHITECTURES, create_model, get_architecture, mo
 from brain_tumor.weights import load_model, save_weights
 from training import outside, twins
 from training.attention import POINTING, gate_loss, load_box_data, masks_for, pseudo_boxes, trained_thumbnails
-from training.augment import AugmentConfig
+from training.augment import STACKED_TRANSFORMS, AugmentConfig
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
 from training.frozen import TrainItems, as_tuple, forward_from, frozen_outputs
 from training.report import Validation, box_validation_record, final_report, validate
@@ -76,6 +76,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", choices=["standard", "stacked", "none"], default="standard",
                    help="standard: flip, ±15° rotation, random resized crop, colour jitter; stacked: BigAug-like, standard's wider "
                         "plus elastic, blur or sharpening, noise, thick slices, gamma, intensity curves, elliptic brain masks")
+    p.add_argument("--augment-without", nargs="+", choices=STACKED_TRANSFORMS, default=[], metavar="TRANSFORM",
+                   help=f"with --augment stacked, leave these out, to measure what each gives ({', '.join(STACKED_TRANSFORMS)})")
     p.add_argument("--outside", default=None,
                    help="the outside collections' folder (../shared/data/outside): their train part (training/splits/outside.json) "
                         "joins training and their validation part joins validation")
@@ -296,6 +298,8 @@ def provenance(args, data: RunData, device: torch.device, wall_time: float, thro
 def main(args: argparse.Namespace) -> int:
     rank, world, local_rank = setup_distributed()
     args = resolve_args(args)
+    if args.augment_without and args.augment != "stacked":
+        raise UsageError(f"--augment-without takes transforms out of --augment stacked, and this run's is {args.augment}.")
     out = Path(args.out)
     log = RunLog(out, rank, FIELDS, append=bool(args.resume))
     device = pick_device(args.device, local_rank)
@@ -433,7 +437,7 @@ def main(args: argparse.Namespace) -> int:
 
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
     aug = {"standard": AugmentConfig(crop_scale=(args.crop_scale, 1.0)), "stacked": AugmentConfig.stacked(args.crop_scale),
-           "none": AugmentConfig.none()}[args.augment]
+           "none": AugmentConfig.none()}[args.augment].without(args.augment_without)
     metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "last": "epoch", **POINTING}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []
     for epoch in range(state.epoch + 1, args.epochs):

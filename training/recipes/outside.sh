@@ -66,6 +66,13 @@ outside_o9() { several --init "$runs/outside-o5/weights" --distil weights/resnet
   --crop-scale 0.6 --optimizer adamw --lr 1e-4 --trunk-lr-scale 0.1 --weight-decay 1e-4 --warmup-epochs 0.1 --epochs 3 \
   --epoch-size 3600 --label-smoothing 0.1 --distil-weight 1 --distil-temperature 2; }
 
+# O10 (CPU): the first one-at-a-time measure of the stacked augmentation: O1's recipe exactly, less the elliptic brain
+#    masks (--augment-without strip), which were there so that "no skull" (OASIS is skull-stripped and healthy) cannot come
+#    to mean "no tumour". Judged on the outside evaluation part beside O1 (one seed each: a difference within a few points
+#    may be the seed's). Declared with O1-O9's figures known, before it ran; chosen against O5's 0.8759 by the same rule.
+outside_o10() { several --init weights/resnet50 --out "$runs/outside-o10" --augment stacked --augment-without strip --crop-scale 0.6 \
+  --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1; }
+
 # G1 and G2 (GPU; declared for the first lent device, not yet run; training/recipes/device_outside.sh runs both in one
 #    call, on the packed copy of the outside train and validation parts that training.pack_outside writes): the route
 #    docs/outside.md names. G1 is O1's recipe from weights/resnet50 with --distil weights/resnet50 from the start, for 20
