@@ -288,7 +288,8 @@ def test_a_zipped_dicom_series_is_answered(page, tmp_path):
 
 def no_error_anywhere(page) -> None:
     page.wait_for_timeout(800)  # a toast or an error badge, if any, would have arrived by now
-    assert error_badges(page) == 0 and toasts(page) == []
+    badges = page.locator(".error, [data-testid=error]")
+    assert error_badges(page) == 0 and toasts(page) == [], [badges.nth(i).inner_text()[:200] for i in range(badges.count())]
 
 
 def test_a_scan_can_be_analysed_again_in_another_plane_and_beside_a_second_scan(page, tmp_path):
