@@ -435,8 +435,11 @@ def many_slices_tab(offer: Models, model_choice: gr.Dropdown) -> None:
 
     run.click(on_batch, [files, model_choice, kept], [status, table, csv_out, heatmap, text, rows_state, kept],
               api_visibility="private", preprocess=False, concurrency_limit=1)
-    table.select(on_select, [rows_state, model_choice], [heatmap, text], api_visibility="private").then(None, js=SCROLL_TO_BATCH)
-    model_choice.input(on_model, [rows_state, model_choice], [status, table, csv_out, heatmap, text, rows_state], api_visibility="private")
+    selected = table.select(on_select, [rows_state, model_choice], [heatmap, text], api_visibility="private")
+    selected.then(None, js=SCROLL_TO_BATCH)
+    # a heatmap of the old table still being drawn must not land after the switch has cleared it
+    model_choice.input(on_model, [rows_state, model_choice], [status, table, csv_out, heatmap, text, rows_state],
+                       api_visibility="private", cancels=[selected])
 
 
 # ---- the Whole scan tab
