@@ -201,11 +201,33 @@ def test_a_weighted_soup_of_a_kaggle_model_and_an_outside_run_is_judged_on_the_o
     assert mixed.metrics["validation"]["n"] == learnt.config.metrics["validation"]["n"] > 4
     assert mixed.provenance["recipe"]["outside"] == str(outside_folder) and "outside" in mixed.provenance["split_notes"]
     assert "weighted soup (training.soup, shares" in (soup / "weights" / "README.md").read_text()
+    # --reset-bn: the same member, its batch-norm statistics estimated again on unaugmented training images.
+    run_module("training.soup", tmp_path / "kaggle", run, "--mix", "0,1", "--reset-bn", "40", "--out", tmp_path / "reset",
+               "--cache-dir", "", "--no-test")
+    reset = Classifier.from_pretrained(tmp_path / "reset" / "weights")
+    means = [k for k in state if k.endswith("running_mean")]
+    assert means and all(not torch.allclose(reset.model.state_dict()[k], state[k]) for k in means)
+    assert "40 unaugmented training images" in reset.config.provenance["batch_norm"]
+    failed = run_module("training.soup", tmp_path / "kaggle", run, "--reset-bn", "-1", "--out", tmp_path / "no", expect=2)
+    assert "--reset-bn is a number of training images" in failed.stderr and failed.stderr.count("\n") == 1
     failed = run_module("training.soup", tmp_path / "kaggle", run, "--mix", "0.5", "--out", tmp_path / "no", "--cache-dir", "",
                         expect=2)
     assert "one share per member (2 here)" in failed.stderr and failed.stderr.count("\n") == 1
     failed = run_module("training.soup", tmp_path / "kaggle", run, "--mix", "a,b", "--out", tmp_path / "no", expect=2)
     assert "is not a list of numbers such as 0.3,0.7." in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_batch_norm_statistics_are_estimated_again_on_training_images_drawn_balanced_over_collections():
+    from training.soup import recompute_batch_norm
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
+    model[0].running_mean.fill_(7.0)
+    # One class from two collections: 10 white images and 90 black. Drawn balanced, half are white; drawn as they lie, a tenth.
+    images = torch.cat([torch.full((10, 3, 4, 4), 255, dtype=torch.uint8), torch.zeros(90, 3, 4, 4, dtype=torch.uint8)])
+    cells = ["a/glioma"] * 10 + ["b/glioma"] * 90
+    config = type("Config", (), {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)})()
+    recompute_batch_norm(model, images, cells, 4000, config, batch_size=50)
+    assert torch.allclose(model[0].running_mean, torch.full((3,), 0.5), atol=0.05)
+    assert not model.training
 
 
 def test_an_epoch_size_without_balanced_sampling_is_refused_in_one_sentence(kaggle_dataset, tmp_path):

@@ -43,8 +43,8 @@ def calibrate(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(folder, backend="torch")
     model, config = classifier.model, classifier.config
     learnt = config.outside_collections  # the run validated on the outside collections' validation part too (training.fit --outside)
-    data = outside.load_judged_data(split_recipe_of(config, args.data), (args.outside or learnt) if learnt else None,
-                                    config.image_size, config.clahe, cache_folder(args.cache_dir))
+    data, _ = outside.load_judged_data(split_recipe_of(config, args.data), (args.outside or learnt) if learnt else None,
+                                       config.image_size, config.clahe, cache_folder(args.cache_dir))
     section = ood_section(model, config, data.val_images if data.val_images is not None else torch.empty(0), quantile=args.quantile)
     bounds = section["bounds"]
 

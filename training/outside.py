@@ -269,11 +269,14 @@ def load_judged_data(recipe, outside_root: str | Path | None, side: int, clahe: 
                      with_test: bool = True):
     """The images a weights folder was judged on, for the commands that judge it again (training.soup,
     training.calibrate_ood): its run's Kaggle split (training.data.load_run_data) and, when it learnt the outside
-    collections from `outside_root`, their train and validation parts added as training.fit added them."""
+    collections from `outside_root`, their train and validation parts added as training.fit added them; with the cell
+    (collection/class) of every training image, as training.fit balanced its draws over them."""
     data = load_run_data(recipe, cache_dir, with_test=with_test)
-    if outside_root:
-        data.notes["outside"] = add_to_run(data, outside_root, side, clahe, cache_dir).notes
-    return data
+    if not outside_root:
+        return data, [f"kaggle/{CLASSES[c]}" for c in data.train.labels]
+    added = add_to_run(data, outside_root, side, clahe, cache_dir)
+    data.notes["outside"] = added.notes
+    return data, added.cells
 
 
 def balanced_weights(cells: list[str]) -> torch.Tensor:

@@ -12,6 +12,12 @@ validation accuracy and, for runs trained with --boxes, the box validation (trai
 temperature, the out-of-distribution bounds and Testing (training.report.final_report), exported with its config and
 model card to DIR/weights. `training.choose` reads a soup folder as it reads a run, so a soup competes with its members
 under the same rule. Nothing here reads the evaluation part of the boxes; Testing is measured only for the record.
+
+A mean of weights is not a network whose batch-norm statistics are the mean of its members' (nor are a run's, trained on
+heavily augmented images, those of the clean images it will see). `--reset-bn N` estimates them again, for each mix, from
+N of the training images drawn as training.fit drew them (balanced over classes and collections) but not augmented,
+before the mix is judged (as stochastic weight averaging does: Izmailov et al., 2018); only labels-free training images
+are read, so the choice stays on validation.
 """
 from __future__ import annotations
 
@@ -24,8 +30,10 @@ import time
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import update_bn
 
 from brain_tumor.errors import UsageError, exit_status
+from brain_tumor.preprocess import normalize
 from brain_tumor.weights import load_model, save_weights
 from training import outside
 from training.attention import load_box_data, trained_thumbnails
@@ -42,6 +50,18 @@ def average(states: list[dict[str, torch.Tensor]], shares: tuple[float, ...] | N
     return {key: ((torch.stack([s[key].double() for s in states]) * weights.view(-1, *[1] * value.dim())).sum(0).to(value.dtype)
                   if value.is_floating_point() else value)
             for key, value in states[0].items()}
+
+
+def recompute_batch_norm(model: torch.nn.Module, images: torch.Tensor, cells: list[str], count: int, config,
+                         batch_size: int = 64, seed: int = 0) -> None:
+    """Estimate every batch-norm layer's running mean and variance again (torch.optim.swa_utils.update_bn) on `count`
+    of the uint8 training `images`, unaugmented, drawn with replacement so that each class, and each collection within a
+    class, has the same share (`cells`: collection/class of each image); the same `seed` draws the same images."""
+    picks = torch.multinomial(outside.balanced_weights(cells), count, replacement=True,
+                              generator=torch.Generator().manual_seed(seed))
+    update_bn((normalize(images[picks[start:start + batch_size]], config.mean, config.std)
+               for start in range(0, count, batch_size)), model)
+    model.eval()
 
 
 def shares(text: str) -> tuple[float, ...]:
@@ -80,6 +100,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix", nargs="+", type=shares, default=None, metavar="SHARES",
                    help="weighted means to try, each as comma-separated shares in the members' order (0.3,0.7); the one with "
                         "the best validation macro-F1 is kept (default: the plain mean)")
+    p.add_argument("--reset-bn", type=int, default=0, metavar="N",
+                   help="estimate the batch-norm statistics of each mix again on N unaugmented training images, drawn "
+                        "balanced over classes and collections, before judging it (default: 0, keep the mean of the members')")
     p.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32", help="dtype of the exported safetensors")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where decoded images are cached ('' to disable)")
     p.add_argument("--eval-batch-size", type=int, default=64)
@@ -104,11 +127,13 @@ def main(args: argparse.Namespace) -> int:
     if any(len(mix) != len(folders) for mix in mixes if mix):
         raise UsageError(f"Each --mix value gives one share per member ({len(folders)} here), such as "
                          f"{','.join(['0.5'] * len(folders))}.")
+    if args.reset_bn < 0:
+        raise UsageError(f"--reset-bn is a number of training images, 0 or more (not {args.reset_bn}).")
     started = time.perf_counter()
 
     cache = cache_folder(args.cache_dir)
     outside_root = outside_folder([other for _, other in loaded], args.outside)
-    data = outside.load_judged_data(recipe, outside_root, config.image_size, config.clahe, cache, with_test=not args.no_test)
+    data, cells = outside.load_judged_data(recipe, outside_root, config.image_size, config.clahe, cache, with_test=not args.no_test)
     if data.val is None or not len(data.val):
         raise UsageError("The members were trained without a validation split, so a soup of them cannot be judged.")
     box_folder = args.boxes or config.provenance.get("boxes", {}).get("folder")
@@ -122,6 +147,8 @@ def main(args: argparse.Namespace) -> int:
     tried, kept = [], TrainState()
     for mix in mixes:
         model.load_state_dict(average(states, mix))
+        if args.reset_bn:
+            recompute_batch_norm(model, data.train_images, cells, args.reset_bn, config, args.eval_batch_size)
         model.eval()
         row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
         tried.append({"shares": mix and [round(v, 4) for v in mix], **row})
@@ -149,10 +176,13 @@ def main(args: argparse.Namespace) -> int:
         "recipe": {**dataclasses.asdict(recipe), **({"outside": outside_root} if outside_root else {})},
         "hardware": f"CPU ({platform.processor() or platform.machine()})",
         "wall_time_s": round(time.perf_counter() - started, 1), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-        "split_notes": data.notes, **({"boxes": first["boxes"]} if "boxes" in first else {}), "soup": members}
+        "split_notes": data.notes, **({"batch_norm": f"estimated again on {args.reset_bn} unaugmented training images, "
+                                                      "balanced over classes and collections"} if args.reset_bn else {}),
+        **({"boxes": first["boxes"]} if "boxes" in first else {}), "soup": members}
     config.weights_dtype = args.weights_dtype
     weights_dir = save_weights(model.state_dict(), config, args.out / "weights")
-    (args.out / "summary.json").write_text(json.dumps({"metrics": config.metrics, "soup": members, "tried": tried}, indent=2))
+    (args.out / "summary.json").write_text(json.dumps({"metrics": config.metrics, "soup": members, "reset_bn": args.reset_bn,
+                                                       "tried": tried}, indent=2))
     print(f"weights in {weights_dir}")
     return 0
 

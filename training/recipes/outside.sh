@@ -73,6 +73,14 @@ outside_o9() { several --init "$runs/outside-o5/weights" --distil weights/resnet
 outside_o10() { several --init weights/resnet50 --out "$runs/outside-o10" --augment stacked --augment-without strip --crop-scale 0.6 \
   --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1; }
 
+# O11 (CPU, no training): O5's grid again (the Kaggle model mixed with O1's kept weights, the same shares and 0,1), each
+#    mix's batch-norm statistics estimated again on 2,000 unaugmented training images drawn balanced over classes and
+#    collections (training.soup --reset-bn). Two reasons the statistics may be off: a mean of weights does not have the
+#    mean of its members' statistics, and O1's were gathered on stacked-augmented images (blur, noise, masks), not the clean
+#    images it is judged on. Declared with O1-O10's figures known, before it ran; chosen against O5's 0.8759 by the same rule.
+outside_o11() { python -m training.soup weights/resnet50 "$runs/outside-o1" --data "$data" --mix "${wise_grid[@]}" 0,1 \
+  --reset-bn 2000 --out "$runs/outside-o11"; }
+
 # G1 and G2 (GPU; declared for the first lent device, not yet run; training/recipes/device_outside.sh runs both in one
 #    call, on the packed copy of the outside train and validation parts that training.pack_outside writes): the route
 #    docs/outside.md names. G1 is O1's recipe from weights/resnet50 with --distil weights/resnet50 from the start, for 20
