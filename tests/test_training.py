@@ -24,7 +24,7 @@ from training import twins
 from training.augment import AugmentConfig, augment
 from training.choose import RunFigures, choose, read_run, table
 from training.data import DatasetError, SplitRecipe, discover, split_recipe_of
-from training.fit import build_optimizer, epoch_batches, get_args_parser, resolve_args
+from training.fit import build_optimizer, check_flags, epoch_batches, get_args_parser, resolve_args
 
 FAST = ["--image-size", "32", "--batch-size", "8", "--workers", "1", "--device", "cpu"]
 
@@ -352,7 +352,7 @@ def test_a_trunk_learning_rate_scale_slows_every_parameter_but_the_heads():
     plain = build_optimizer(parse(), model)
     assert len(plain.param_groups) == 2 and {g["lr"] for g in plain.param_groups} == {1e-3}  # as before the flag
     with pytest.raises(UsageError, match="--finetune head") as refusal:
-        build_optimizer(parse("--trunk-lr-scale", "0"), model)
+        check_flags(parse("--trunk-lr-scale", "0"))  # before any data is read
     assert one_sentence(str(refusal.value))
 
 

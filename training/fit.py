@@ -147,6 +147,14 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse, before any data is read, flags that cannot go together."""
+    if args.augment_without and args.augment != "stacked":
+        raise UsageError(f"--augment-without takes transforms out of --augment stacked, and this run's is {args.augment}.")
+    if not args.trunk_lr_scale > 0:
+        raise UsageError(f"--trunk-lr-scale must be above 0 (got {args.trunk_lr_scale}); to train the head alone use --finetune head.")
+
+
 def build_model(args: argparse.Namespace, log: RunLog) -> tuple[nn.Module, ModelConfig]:
     config = model_config(args.model, image_size=args.image_size, head=args.head, clahe=args.clahe)
     if args.init in ("imagenet", "scratch"):
@@ -177,8 +185,6 @@ def set_trainable(model: nn.Module, architecture: str, head_only: bool) -> None:
 def build_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
     """No weight decay on norms and biases. With --trunk-lr-scale, the head at --lr and the trunk at --lr × the scale
     (the schedule scales every group alike); the head's groups come first, so param_groups[0]["lr"] is --lr's."""
-    if not args.trunk_lr_scale > 0:
-        raise UsageError(f"--trunk-lr-scale must be above 0 (got {args.trunk_lr_scale}); to train the head alone use --finetune head.")
     parts = [(list(model.parameters()), args.lr)]
     if args.trunk_lr_scale != 1:  # otherwise one part, as runs (and their checkpoints) always had
         head = {id(p) for p in get_architecture(args.model).head(model).parameters()}
@@ -298,8 +304,7 @@ def provenance(args, data: RunData, device: torch.device, wall_time: float, thro
 def main(args: argparse.Namespace) -> int:
     rank, world, local_rank = setup_distributed()
     args = resolve_args(args)
-    if args.augment_without and args.augment != "stacked":
-        raise UsageError(f"--augment-without takes transforms out of --augment stacked, and this run's is {args.augment}.")
+    check_flags(args)
     out = Path(args.out)
     log = RunLog(out, rank, FIELDS, append=bool(args.resume))
     device = pick_device(args.device, local_rank)
