@@ -81,6 +81,12 @@ outside_o10() { several --init weights/resnet50 --out "$runs/outside-o10" --augm
 outside_o11() { python -m training.soup weights/resnet50 "$runs/outside-o1" --data "$data" --mix "${wise_grid[@]}" 0,1 \
   --reset-bn 2000 --out "$runs/outside-o11"; }
 
+# O12 (CPU): the second one-at-a-time measure: O1's recipe less the thick-slice down-sampling (--augment-without thick),
+#    which stands for the 2-5 mm slices of routine scans. Judged beside O1 and O10 (one seed each). Declared with O1-O10's
+#    figures known and O11 running, before it ran; chosen against the best so far on validation by the same rule.
+outside_o12() { several --init weights/resnet50 --out "$runs/outside-o12" --augment stacked --augment-without thick --crop-scale 0.6 \
+  --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1; }
+
 # G1 and G2 (GPU; declared for the first lent device, not yet run; training/recipes/device_outside.sh runs both in one
 #    call, on the packed copy of the outside train and validation parts that training.pack_outside writes): the route
 #    docs/outside.md names. G1 is O1's recipe from weights/resnet50 with --distil weights/resnet50 from the start, for 20
