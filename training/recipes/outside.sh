@@ -87,6 +87,14 @@ outside_o11() { python -m training.soup weights/resnet50 "$runs/outside-o1" --da
 outside_o12() { several --init weights/resnet50 --out "$runs/outside-o12" --augment stacked --augment-without thick --crop-scale 0.6 \
   --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1; }
 
+# O13 (CPU, no training): O11's finding on the distilled lineage: the Kaggle model mixed with O4's kept weights (O4 kept the
+#    most Kaggle accuracy: 97.33% Testing), each mix's batch-norm statistics estimated again as in O11, over the shares where
+#    O11's validation peaked (0.3 of the Kaggle model down to none). Declared after O11's validation (0.8826 at 0.1,0.9; the
+#    same at 0,1) and before its outside or Kaggle figures were read; chosen against O11 by the same rule. O12 was stopped
+#    four minutes in to give O13 the cores; it is still to run.
+outside_o13() { python -m training.soup weights/resnet50 "$runs/outside-o4" --data "$data" --mix 0.3,0.7 0.2,0.8 0.1,0.9 0,1 \
+  --reset-bn 2000 --out "$runs/outside-o13"; }
+
 # G1 and G2 (GPU; declared for the first lent device, not yet run; training/recipes/device_outside.sh runs both in one
 #    call, on the packed copy of the outside train and validation parts that training.pack_outside writes): the route
 #    docs/outside.md names. G1 is O1's recipe from weights/resnet50 with --distil weights/resnet50 from the start, for 20
