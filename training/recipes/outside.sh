@@ -90,7 +90,8 @@ outside_o12() { several --init weights/resnet50 --out "$runs/outside-o12" --augm
 # O13 (CPU, no training): O11's finding on the distilled lineage: the Kaggle model mixed with O4's kept weights (O4 kept the
 #    most Kaggle accuracy: 97.33% Testing), each mix's batch-norm statistics estimated again as in O11, over the shares where
 #    O11's validation peaked (0.3 of the Kaggle model down to none). Declared after O11's validation (0.8826 at 0.1,0.9; the
-#    same at 0,1) and before its outside or Kaggle figures were read; chosen against O11 by the same rule. O12 was stopped
+#    same at 0,1) and its Kaggle Testing (94.43%, which the soup prints), before its outside figures; chosen against O11 by
+#    the same rule. O12 was stopped
 #    four minutes in to give O13 the cores; it is still to run.
 outside_o13() { python -m training.soup weights/resnet50 "$runs/outside-o4" --data "$data" --mix 0.3,0.7 0.2,0.8 0.1,0.9 0,1 \
   --reset-bn 2000 --out "$runs/outside-o13"; }
