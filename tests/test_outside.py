@@ -218,14 +218,14 @@ def test_a_weighted_soup_of_a_kaggle_model_and_an_outside_run_is_judged_on_the_o
 
 
 def test_batch_norm_statistics_are_estimated_again_on_training_images_drawn_balanced_over_collections():
-    from training.soup import recompute_batch_norm
+    from training.report import recompute_batch_norm
     model = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
     model[0].running_mean.fill_(7.0)
     # One class from two collections: 10 white images and 90 black. Drawn balanced, half are white; drawn as they lie, a tenth.
     images = torch.cat([torch.full((10, 3, 4, 4), 255, dtype=torch.uint8), torch.zeros(90, 3, 4, 4, dtype=torch.uint8)])
     cells = ["a/glioma"] * 10 + ["b/glioma"] * 90
     config = type("Config", (), {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)})()
-    recompute_batch_norm(model, images, cells, 4000, config, batch_size=50)
+    recompute_batch_norm(model, images, outside.balanced_weights(cells), 4000, config, batch_size=50)
     assert torch.allclose(model[0].running_mean, torch.full((3,), 0.5), atol=0.05)
     assert not model.training
 

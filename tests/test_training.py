@@ -60,6 +60,25 @@ def test_fit_and_calibrate_ood_see_the_same_validation_files(kaggle_dataset, tmp
     assert Classifier.from_pretrained(out / "weights").config.ood["fitted_on"].endswith("(n=8)")
 
 
+def test_reset_bn_judges_and_keeps_an_epoch_with_clean_statistics_while_training_keeps_its_own(kaggle_dataset, tmp_path):
+    def run(name, *extra):
+        out = tmp_path / name
+        run_module("training.fit", "--model", "baseline", "--data", kaggle_dataset, "--out", out, "--epochs", "1", "--max-per-class",
+                   "6", "--val-fraction", "0.34", "--seed", "3", "--no-test", "--cache-dir", tmp_path / "cache", *extra, *FAST)
+        return (torch.load(out / "checkpoint.pt", weights_only=False)["model"], Classifier.from_pretrained(out / "weights"),
+                list(csv.DictReader(open(out / "metrics.csv"))))
+    trained, plain, _ = run("plain")
+    reset_trained, reset, rows = run("reset", "--reset-bn", "16")
+    statistics = [k for k in trained if k.endswith(("running_mean", "running_var"))]
+    assert statistics and all(torch.equal(reset_trained[k], trained[k]) for k in trained)  # training went on with its own
+    exported = reset.model.state_dict()
+    assert all(not torch.equal(exported[k].float(), trained[k].float()) for k in statistics)  # the kept epoch has the new ones
+    assert reset.config.metrics["validation"]["accuracy"] == pytest.approx(float(rows[0]["val_acc"]))  # and was judged with them
+    failed = run_module("training.fit", "--model", "baseline", "--data", kaggle_dataset, "--out", tmp_path / "no",
+                        "--reset-bn", "8", "--freeze-through", "features", expect=2)
+    assert "a frozen trunk keeps its statistics" in failed.stderr and "Traceback" not in failed.stderr
+
+
 @pytest.mark.slow  # a run, then an error path
 def test_calibrate_ood_without_validation_is_one_sentence(kaggle_dataset, tmp_path):
     out = tmp_path / "run"

@@ -33,7 +33,8 @@ from training.attention import POINTING, gate_loss, load_box_data, masks_for, ps
 from training.augment import STACKED_TRANSFORMS, AugmentConfig
 from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, load_run_data
 from training.frozen import TrainItems, as_tuple, forward_from, frozen_outputs
-from training.report import Validation, box_validation_record, final_report, validate
+from training.report import (Validation, batch_norm_buffers, box_validation_record, final_report, recompute_batch_norm,
+                             validate)
 from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, pick_device, seed_everything, setup_distributed, teardown, unwrap
 
 FIELDS = ["epoch", "train_loss", "train_acc", "train_box_loss", "val_loss", "val_acc", "val_macro_f1", "val_pointing", "val_energy",
@@ -92,6 +93,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--distil-temperature", type=float, default=2.0, help="softmax temperature of the --distil term")
     p.add_argument("--crop-scale", type=float, default=0.7, help="smallest area fraction of the random resized crop")
     p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit)")
+    p.add_argument("--reset-bn", type=int, default=0, metavar="N",
+                   help="before each validation, estimate the batch-norm statistics again on N unaugmented training images "
+                        "drawn balanced over classes (and collections); the kept epoch keeps them, training goes on with its own "
+                        "(0: never)")
     p.add_argument("--patience", type=int, default=0, help="stop after this many epochs without a better validation metric (0: never)")
     p.add_argument("--select-metric", choices=["macro_f1", "accuracy", "loss", "last", *POINTING], default="macro_f1",
                    help="validation metric that picks the best checkpoint; pointing: the box validation's pointing game, among "
@@ -153,6 +158,9 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--augment-without takes transforms out of --augment stacked, and this run's is {args.augment}.")
     if not args.trunk_lr_scale > 0:
         raise UsageError(f"--trunk-lr-scale must be above 0 (got {args.trunk_lr_scale}); to train the head alone use --finetune head.")
+    if args.reset_bn < 0 or (args.reset_bn and args.freeze_through):
+        raise UsageError("--reset-bn is a number of training images, 0 or more, for a run whose trunk is not frozen "
+                         "(a frozen trunk keeps its statistics).")
 
 
 def build_model(args: argparse.Namespace, log: RunLog) -> tuple[nn.Module, ModelConfig]:
@@ -443,6 +451,7 @@ def main(args: argparse.Namespace) -> int:
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
     aug = {"standard": AugmentConfig(crop_scale=(args.crop_scale, 1.0)), "stacked": AugmentConfig.stacked(args.crop_scale),
            "none": AugmentConfig.none()}[args.augment].without(args.augment_without)
+    bn_draws = outside.balanced_weights((cells or [f"kaggle/{CLASSES[c]}" for c in data.train.labels])[:len(data.train_images)])
     metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "last": "epoch", **POINTING}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []
     for epoch in range(state.epoch + 1, args.epochs):
@@ -453,6 +462,9 @@ def main(args: argparse.Namespace) -> int:
         row = train_one_epoch(train_model, optimizer, scheduler, items, config, args, epoch, device, rank, world, use_amp, aug,
                               teacher, taught)
         throughputs.append(row["img_per_s"])
+        trained_statistics = batch_norm_buffers(model) if args.reset_bn else None
+        if args.reset_bn:
+            recompute_batch_norm(model, data.train_images, bn_draws, args.reset_bn, config, args.eval_batch_size, device)
         row.update(validate(model, args.model, val, config, device, args.eval_batch_size, use_amp))
         if val.inputs is None:
             row.update(val_loss=row["train_loss"], val_acc=row["train_acc"], val_macro_f1=float("nan"))
@@ -464,6 +476,8 @@ def main(args: argparse.Namespace) -> int:
         if args.select_metric in POINTING and row["val_acc"] < args.start_val_acc - args.accuracy_slack:
             value = -math.inf  # lost too much accuracy to be kept
         state.improve(value, epoch, args.select_metric, model)
+        if trained_statistics is not None:  # the kept epoch has the clean images' statistics; training goes on with its own
+            model.load_state_dict(trained_statistics, strict=False)
         state.epoch, state.wall_time_s = epoch, wall_before + time.perf_counter() - run_start
         pointing = ((f"box {row['train_box_loss']:.4f} " if boxes else "") +
                     (f"val pointing {row['val_pointing']:.3f} energy {row['val_energy']:.2f} new {row['val_pointing_new']:.3f} "

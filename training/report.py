@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
 
 from brain_tumor.config import ModelConfig
@@ -86,6 +87,27 @@ def outputs_of(model, architecture: str, inputs, start: str | None, config: Mode
     if not logits:
         return torch.empty(0, len(config.classes)), None
     return torch.cat(logits), (torch.cat(cams) if cams else None)
+
+
+BATCH_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def batch_norm_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every batch-norm layer's running statistics, to put back with model.load_state_dict(..., strict=False)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k.rsplit(".", 1)[-1] in BATCH_NORM_BUFFERS}
+
+
+def recompute_batch_norm(model: torch.nn.Module, images: torch.Tensor, draw_weights: torch.Tensor, count: int,
+                         config: ModelConfig, batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0) -> None:
+    """Estimate every batch-norm layer's running mean and variance again (torch.optim.swa_utils.update_bn) on `count`
+    of the uint8 training `images`, unaugmented, drawn with replacement by `draw_weights` (training.outside.balanced_weights:
+    each class, and each collection within a class, the same share); the same `seed` draws the same images. A network
+    trained on heavily augmented images gathered its statistics on those, not on the clean images it is judged on, and a
+    mean of networks' weights (training.soup) does not have the mean of their statistics."""
+    picks = torch.multinomial(draw_weights, count, replacement=True, generator=torch.Generator().manual_seed(seed))
+    update_bn((normalize(images[picks[start:start + batch_size]].to(device), config.mean, config.std)
+               for start in range(0, count, batch_size)), model)
+    model.eval()
 
 
 def validate(model, architecture: str, val: "Validation", config: ModelConfig, device, batch_size: int, use_amp: bool) -> dict:

@@ -30,16 +30,14 @@ import time
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import update_bn
 
 from brain_tumor.errors import UsageError, exit_status
-from brain_tumor.preprocess import normalize
 from brain_tumor.weights import load_model, save_weights
 from training import outside
 from training.attention import load_box_data, trained_thumbnails
 from training.data import DEFAULT_CACHE, cache_folder, split_recipe_of
 from training.records import weights_folder
-from training.report import Validation, box_validation_record, final_report, validate
+from training.report import Validation, box_validation_record, final_report, recompute_batch_norm, validate
 from training.runtime import TrainState
 
 
@@ -50,18 +48,6 @@ def average(states: list[dict[str, torch.Tensor]], shares: tuple[float, ...] | N
     return {key: ((torch.stack([s[key].double() for s in states]) * weights.view(-1, *[1] * value.dim())).sum(0).to(value.dtype)
                   if value.is_floating_point() else value)
             for key, value in states[0].items()}
-
-
-def recompute_batch_norm(model: torch.nn.Module, images: torch.Tensor, cells: list[str], count: int, config,
-                         batch_size: int = 64, seed: int = 0) -> None:
-    """Estimate every batch-norm layer's running mean and variance again (torch.optim.swa_utils.update_bn) on `count`
-    of the uint8 training `images`, unaugmented, drawn with replacement so that each class, and each collection within a
-    class, has the same share (`cells`: collection/class of each image); the same `seed` draws the same images."""
-    picks = torch.multinomial(outside.balanced_weights(cells), count, replacement=True,
-                              generator=torch.Generator().manual_seed(seed))
-    update_bn((normalize(images[picks[start:start + batch_size]], config.mean, config.std)
-               for start in range(0, count, batch_size)), model)
-    model.eval()
 
 
 def shares(text: str) -> tuple[float, ...]:
@@ -148,7 +134,8 @@ def main(args: argparse.Namespace) -> int:
     for mix in mixes:
         model.load_state_dict(average(states, mix))
         if args.reset_bn:
-            recompute_batch_norm(model, data.train_images, cells, args.reset_bn, config, args.eval_batch_size)
+            recompute_batch_norm(model, data.train_images, outside.balanced_weights(cells), args.reset_bn, config,
+                                 args.eval_batch_size)
         model.eval()
         row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
         tried.append({"shares": mix and [round(v, 4) for v in mix], **row})

@@ -3,7 +3,7 @@
 # the outside collections, distilling the Kaggle model's answers on Kaggle's images; G2 with the trunk at a third of the
 # head's rate), one after the other, and what comes back packed under $OUT: every run's log, metrics and config, and its
 # float16 weights, in pieces below 16 MiB. Nothing is chosen on the device: back here, each run is judged on the original
-# validation against the shipped weights/resnet50_outside (0.8759), by the rule of docs/outside.md.
+# validation against the shipped weights/resnet50_outside, by the rule of docs/outside.md.
 #
 # Getting there: a call carries the working tree and the carried paths, 64 MiB in all; the tracked tree is about 150 MB,
 # 141 MB of it the three ResNet-50 weights folders, and a warm machine keeps ignored paths from one call to the next (for
@@ -17,7 +17,8 @@
 #           bash training/recipes/device_outside.sh .data/brain-tumor-mri .data/outside          (~57 MB)
 # Back here: mkdir -p runs/device-outside && cat FILES_AT/outside-g.tgz.* | tar xzf - -C runs/device-outside, then for
 # each run R: python -m training.soup weights/resnet50 runs/device-outside/R --mix 0,1 ... --outside ../shared/data/outside
-# --data ../shared/data/brain-tumor-mri --out runs/R-judged (the mix 0,1 is the run itself, judged on the original data).
+# --data ../shared/data/brain-tumor-mri --out runs/R-judged (the mix 0,1 is the run itself, judged on the original data;
+# each run already validated its epochs with batch-norm statistics of clean images, --reset-bn, as O11 and O13 gained).
 # MAX_MINUTES bounds each run's training (default 3.5); FIT_EXTRA adds flags to each (a CPU dry run:
 # FIT_EXTRA="--max-per-class 12 --epochs 1 --epoch-size 64 --device cpu" OUT=/tmp/out RUNS=/tmp/runs).
 set -euo pipefail

@@ -102,10 +102,11 @@ outside_o13() { python -m training.soup weights/resnet50 "$runs/outside-o4" --da
 #    epochs of 10,000 draws (11 times O1's images); G2 is G1 with the trunk at a third of the head's rate. Each stops after
 #    the epoch that passes --max-minutes (the cosine schedule then unfinished: the device's 15 minutes decide), keeps its
 #    best validation epoch, and is judged back here against the shipped model on the original validation (the device's
-#    TCGA-LGG slices are encoded again at 224 px). FIT_EXTRA adds flags (a CPU dry run: see device_outside.sh).
+#    TCGA-LGG slices are encoded again at 224 px). FIT_EXTRA adds flags (a CPU dry run: see device_outside.sh). Amended
+#    before either ran, after O11 and O13: each validation on batch-norm statistics of 2,000 clean images (--reset-bn).
 outside_g() { several --init weights/resnet50 --distil weights/resnet50 --augment stacked --crop-scale 0.6 --optimizer adamw \
   --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 1 --epochs 20 --epoch-size 10000 --label-smoothing 0.1 --distil-weight 1 \
-  --distil-temperature 2 --weights-dtype float16 --max-minutes "${MAX_MINUTES:-3.5}" --no-test "$@" ${FIT_EXTRA:-}; }
+  --distil-temperature 2 --reset-bn 2000 --weights-dtype float16 --max-minutes "${MAX_MINUTES:-3.5}" --no-test "$@" ${FIT_EXTRA:-}; }
 outside_g1() { outside_g --out "$runs/outside-g1"; }
 outside_g2() { outside_g --trunk-lr-scale 0.3 --out "$runs/outside-g2"; }
 
