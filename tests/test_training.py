@@ -74,9 +74,10 @@ def test_reset_bn_judges_and_keeps_an_epoch_with_clean_statistics_while_training
     exported = reset.model.state_dict()
     assert all(not torch.equal(exported[k].float(), trained[k].float()) for k in statistics)  # the kept epoch has the new ones
     assert reset.config.metrics["validation"]["accuracy"] == pytest.approx(float(rows[0]["val_acc"]))  # and was judged with them
-    failed = run_module("training.fit", "--model", "baseline", "--data", kaggle_dataset, "--out", tmp_path / "no",
-                        "--reset-bn", "8", "--freeze-through", "features", expect=2)
-    assert "a frozen trunk keeps its statistics" in failed.stderr and "Traceback" not in failed.stderr
+    for frozen in (["--freeze-through", "features"], ["--finetune", "head"]):
+        failed = run_module("training.fit", "--model", "baseline", "--data", kaggle_dataset, "--out", tmp_path / "no",
+                            "--reset-bn", "8", *frozen, expect=2)
+        assert "a frozen trunk keeps the statistics" in failed.stderr and "Traceback" not in failed.stderr
 
 
 @pytest.mark.slow  # a run, then an error path

@@ -158,9 +158,9 @@ def check_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--augment-without takes transforms out of --augment stacked, and this run's is {args.augment}.")
     if not args.trunk_lr_scale > 0:
         raise UsageError(f"--trunk-lr-scale must be above 0 (got {args.trunk_lr_scale}); to train the head alone use --finetune head.")
-    if args.reset_bn < 0 or (args.reset_bn and args.freeze_through):
-        raise UsageError("--reset-bn is a number of training images, 0 or more, for a run whose trunk is not frozen "
-                         "(a frozen trunk keeps its statistics).")
+    if args.reset_bn < 0 or (args.reset_bn and (args.freeze_through or args.finetune == "head")):
+        raise UsageError("--reset-bn is a number of training images, 0 or more, for a run whose trunk trains "
+                         "(a frozen trunk keeps the statistics its head learnt on).")
 
 
 def build_model(args: argparse.Namespace, log: RunLog) -> tuple[nn.Module, ModelConfig]:
