@@ -178,8 +178,9 @@ def test_a_weighted_soup_of_a_kaggle_model_and_an_outside_run_is_judged_on_the_o
     run = tmp_path / "run"
     run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--outside", outside_folder,
                "--epoch-size", "32", "--out", run, "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "1",
-               "--device", "cpu", "--cache-dir", "", "--no-test")
+               "--device", "cpu", "--cache-dir", "", "--no-test", "--reset-bn", "16")  # validated on clean statistics
     learnt = Classifier.from_pretrained(run / "weights")
+    assert learnt.config.provenance["recipe"]["reset_bn"] == 16
     # A Kaggle-only member on the same split: the run's weights with another head, and no outside collections in its recipe.
     config = learnt.config
     config.provenance["recipe"] = {k: v for k, v in config.provenance["recipe"].items() if k != "outside"}
