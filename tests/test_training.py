@@ -67,7 +67,7 @@ def test_reset_bn_judges_and_keeps_an_epoch_with_clean_statistics_while_training
                    "6", "--val-fraction", "0.34", "--seed", "3", "--no-test", "--cache-dir", tmp_path / "cache", *extra, *FAST)
         return (torch.load(out / "checkpoint.pt", weights_only=False)["model"], Classifier.from_pretrained(out / "weights"),
                 list(csv.DictReader(open(out / "metrics.csv"))))
-    trained, plain, _ = run("plain")
+    trained, _, _ = run("plain")
     reset_trained, reset, rows = run("reset", "--reset-bn", "16")
     statistics = [k for k in trained if k.endswith(("running_mean", "running_var"))]
     assert statistics and all(torch.equal(reset_trained[k], trained[k]) for k in trained)  # training went on with its own

@@ -335,7 +335,8 @@ def main(args: argparse.Namespace) -> int:
     balance = args.balance or ("collections" if args.outside else "none")
     if args.epoch_size and balance != "collections":
         raise UsageError("--epoch-size sets how many images balanced sampling draws; pass --balance collections (or --outside) too.")
-    cells = (added.cells if added else [f"kaggle/{CLASSES[c]}" for c in data.train.labels]) if balance == "collections" else None
+    train_cells = added.cells if added else outside.kaggle_cells(data.train.labels)  # one per image of data.train_images
+    cells = train_cells if balance == "collections" else None
     boxes = None
     if args.box_refit and not args.boxes:
         raise UsageError("--box-refit teaches the gate with every box of the train part; pass --boxes too.")
@@ -451,7 +452,7 @@ def main(args: argparse.Namespace) -> int:
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
     aug = {"standard": AugmentConfig(crop_scale=(args.crop_scale, 1.0)), "stacked": AugmentConfig.stacked(args.crop_scale),
            "none": AugmentConfig.none()}[args.augment].without(args.augment_without)
-    bn_draws = outside.balanced_weights((cells or [f"kaggle/{CLASSES[c]}" for c in data.train.labels])[:len(data.train_images)])
+    bn_draws = outside.balanced_weights(train_cells) if args.reset_bn else None
     metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "last": "epoch", **POINTING}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []
     for epoch in range(state.epoch + 1, args.epochs):
@@ -462,8 +463,9 @@ def main(args: argparse.Namespace) -> int:
         row = train_one_epoch(train_model, optimizer, scheduler, items, config, args, epoch, device, rank, world, use_amp, aug,
                               teacher, taught)
         throughputs.append(row["img_per_s"])
-        trained_statistics = batch_norm_buffers(model) if args.reset_bn else None
+        trained_statistics = None
         if args.reset_bn:
+            trained_statistics = batch_norm_buffers(model)
             recompute_batch_norm(model, data.train_images, bn_draws, args.reset_bn, config, args.eval_batch_size, device)
         row.update(validate(model, args.model, val, config, device, args.eval_batch_size, use_amp))
         if val.inputs is None:

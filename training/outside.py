@@ -244,13 +244,18 @@ class OutsideRun:
     notes: dict
 
 
+def kaggle_cells(labels) -> list[str]:
+    """The cell (collection/class) of each Kaggle training image, as training draws balance over them."""
+    return [f"kaggle/{CLASSES[c]}" for c in labels]
+
+
 def add_to_run(data, root: str | Path, side: int, clahe: bool, cache_dir: Path | None) -> OutsideRun:
     """Add the outside collections' train part to a run's training images and their validation part to its validation
     images (training.data.RunData, changed in place)."""
     train, val = training_slices(root, "train"), training_slices(root, "val")
     train_images = decode(train, side, clahe, cache_dir, "outside-train")
     val_images = decode(val, side, clahe, cache_dir, "outside-val")
-    cells = [f"kaggle/{CLASSES[c]}" for c in data.train.labels] + [s.cell for s in train]
+    cells = kaggle_cells(data.train.labels) + [s.cell for s in train]
     name = lambda s: f"{s.path}#{s.index}" if s.collection == "nichart" else str(s.path)  # noqa: E731
     data.train = Split(data.train.paths + [name(s) for s in train], np.concatenate([data.train.labels, labels_of(train)]))
     data.train_images = torch.cat([data.train_images, train_images])
@@ -273,7 +278,7 @@ def load_judged_data(recipe, outside_root: str | Path | None, side: int, clahe: 
     (collection/class) of every training image, as training.fit balanced its draws over them."""
     data = load_run_data(recipe, cache_dir, with_test=with_test)
     if not outside_root:
-        return data, [f"kaggle/{CLASSES[c]}" for c in data.train.labels]
+        return data, kaggle_cells(data.train.labels)
     added = add_to_run(data, outside_root, side, clahe, cache_dir)
     data.notes["outside"] = added.notes
     return data, added.cells

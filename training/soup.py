@@ -130,12 +130,12 @@ def main(args: argparse.Namespace) -> int:
     if boxes and boxes.val_images is not None:
         val.use_boxes(boxes)
     states = [m.state_dict() for m, _ in loaded]
+    bn_draws = outside.balanced_weights(cells) if args.reset_bn else None
     tried, kept = [], TrainState()
     for mix in mixes:
         model.load_state_dict(average(states, mix))
         if args.reset_bn:
-            recompute_batch_norm(model, data.train_images, outside.balanced_weights(cells), args.reset_bn, config,
-                                 args.eval_batch_size)
+            recompute_batch_norm(model, data.train_images, bn_draws, args.reset_bn, config, args.eval_batch_size)
         model.eval()
         row = validate(model, config.architecture, val, config, "cpu", args.eval_batch_size, False)
         tried.append({"shares": mix and [round(v, 4) for v in mix], **row})
