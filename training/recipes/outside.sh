@@ -110,14 +110,15 @@ outside_g() { several --init weights/resnet50 --distil weights/resnet50 --augmen
 outside_g1() { outside_g --out "$runs/outside-g1"; }
 outside_g2() { outside_g --trunk-lr-scale 0.3 --out "$runs/outside-g2"; }
 
-# O14 (CPU, over several sessions): G1's recipe run here, since no device has been lent in six sessions: from
-#    weights/resnet50 with --distil weights/resnet50 from the start, 20 epochs of 10,000 draws (11 times O1's images), each
-#    validation on clean batch-norm statistics (--reset-bn 2000), no time limit, float32 weights (so that it can be mixed
-#    later). About 17 minutes of training an epoch and 4 of re-estimate and validation on 2 cores: about 7 hours, so it is
-#    continued each session with python -m training.fit --resume RUNS_DIR/outside-o14. Declared with O1-O13's figures
-#    known and O12 running, before it ran; chosen against O13's 0.8849 by the same rule. If a device is lent first, G1
-#    runs there and O14 is stopped where it stands (and recorded so).
-outside_o14() { MAX_MINUTES=0 outside_g --weights-dtype float32 --out "$runs/outside-o14"; }
+# O14 (CPU, over sessions): G1's recipe run here, since no device has been lent in six sessions: from weights/resnet50
+#    with --distil weights/resnet50 from the start, each validation on clean batch-norm statistics (--reset-bn 2000), no
+#    time limit, float32 weights (so that it can be mixed later); 10 epochs of 6,000 draws (3.3 times O1's images), with a
+#    one-epoch warm-up. Declared with O1-O13's figures known and O12 running, before it ran, as 20 epochs of 10,000 draws;
+#    amended 13 minutes into its first epoch, before any validation, because the teacher's forward passes made an epoch
+#    of 10,000 draws 33 minutes here (20 of them: five sessions), and restarted. About 20 minutes of training an epoch
+#    and 4 of re-estimate and validation: continued each session with python -m training.fit --resume
+#    RUNS_DIR/outside-o14. Chosen against O13's 0.8849 by the same rule. If a device is lent first, G1 runs there as well.
+outside_o14() { MAX_MINUTES=0 outside_g --weights-dtype float32 --epochs 10 --epoch-size 6000 --out "$runs/outside-o14"; }
 
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
