@@ -171,6 +171,13 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
     assert stored.metrics["outside"]["part"] == "eval" and "Checked on held-out scans" in stored.scan_rule["checked"]
     assert "other collections' scans" in summary_line(stored) and "Outside the Kaggle collection" in model_card(stored)
 
+    found = metrics["slices"]["tcga-lgg/flair"]["tumour_found"]["share"]
+    compared = run_module("training.compare_outside", report, "--out", tmp_path / "attempts.png")
+    row = next(line for line in compared.stdout.splitlines() if line.startswith("| eval |"))
+    healthy = round(metrics["scans"]["nichart/all"]["no_tumour_summary"]["share"] * 2)
+    assert f" / {100 * found:.1f}% |" in row and f"| {healthy} of 2 |" in row and row.endswith("| – |")  # no kaggle.json: no Kaggle figures
+    assert (tmp_path / "attempts.png").stat().st_size > 10_000
+
 
 @pytest.mark.slow  # a short run and two soups of it (about 30 s)
 def test_a_weighted_soup_of_a_kaggle_model_and_an_outside_run_is_judged_on_the_outside_validation_too(outside_folder,
@@ -235,6 +242,16 @@ def test_an_epoch_size_without_balanced_sampling_is_refused_in_one_sentence(kagg
     failed = run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--epoch-size", "64",
                         "--out", tmp_path / "run", "--epochs", "1", "--image-size", "32", "--cache-dir", "", expect=2)
     assert "pass --balance collections" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_the_comparison_of_attempts_refuses_a_folder_without_a_report_and_mixed_parts(tmp_path):
+    failed = run_module("training.compare_outside", tmp_path, expect=2)
+    assert "has no metrics.json" in failed.stderr and failed.stderr.count("\n") == 1
+    for name, part in (("a", "eval"), ("b", "train")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"part": part, "slices": {}, "scans": {}}))
+    mixed = run_module("training.compare_outside", tmp_path / "a", tmp_path / "b", expect=2)
+    assert mixed.stderr.strip() == "error: the folders measure different parts (eval, train); compare one part at a time."
 
 
 def test_the_scan_rule_chooser_names_a_missing_score_folder(tiny_baseline, tmp_path):

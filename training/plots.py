@@ -146,3 +146,30 @@ def compare_plot(rows: list[dict], prior: dict, path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
+
+
+def trade_off_plot(rows: list[dict], targets: dict, path: Path) -> Path:
+    """Outside against Kaggle (the lowest TCGA-LGG sequence's share found against Kaggle clean accuracy) and healthy volumes
+    passed against tumour stacks found, one labelled point per row of training.compare_outside, targets dashed."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
+    for r in rows:
+        lowest = min(r["found"].values())
+        if r["kaggle"] is not None:
+            left.scatter(100 * r["kaggle"]["clean"], 100 * lowest, color="tab:blue")
+            left.annotate(r["name"], (100 * r["kaggle"]["clean"], 100 * lowest), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        stacks, healthy = r["stacks"][0] / r["stacks"][1], r["healthy"][0] / r["healthy"][1]
+        right.scatter(100 * stacks, 100 * healthy, color="tab:green")
+        right.annotate(r["name"], (100 * stacks, 100 * healthy), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    left.axvline(100 * targets["kaggle_clean"], color="tab:red", linestyle="--", linewidth=1)
+    left.axhline(100 * targets["found"], color="tab:red", linestyle="--", linewidth=1)
+    left.set_xlabel("Kaggle Testing, clean subset: accuracy (%)")
+    left.set_ylabel("TCGA-LGG tumour slices found, lowest sequence (%)")
+    left.set_title("Other collections against Kaggle (targets dashed: up and right)", fontsize=9)
+    right.axvline(100 * targets["stacks"], color="tab:red", linestyle="--", linewidth=1)
+    right.axhline(100, color="tab:red", linestyle="--", linewidth=1)
+    right.set_xlabel("TCGA-LGG glioma stacks summarised as a tumour (%)")
+    right.set_ylabel("NiChart healthy volumes summarised as no tumour (%)")
+    right.set_title("Whole scans: tumours found against healthy brains passed", fontsize=9)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
