@@ -3,7 +3,7 @@
 
 Each folder holds `metrics.json` from training.evaluate_outside (the evaluation part) and `kaggle.json`, the
 `metrics.json` of training.evaluate on Kaggle's Testing split (optional: without it the Kaggle columns are empty).
-Prints one table row per folder (the lowest TCGA-LGG sequence's share of tumour slices found and named glioma, OASIS
+Prints one table row per folder (each TCGA-LGG sequence's share of tumour slices found and named glioma, OASIS
 slices called no tumour, NiChart volumes called healthy, TCGA-LGG stacks found, Kaggle all / clean accuracy and clean
 macro-F1) and draws the two trades the outside-collections work is judged on: Kaggle clean accuracy against the lowest
 share found, and healthy volumes passed against tumour stacks found, with the targets marked.
@@ -19,8 +19,9 @@ from brain_tumor.errors import UsageError, exit_status
 from training.plots import trade_off_plot
 
 SEQUENCES = ("post", "pre", "flair")
-# The outside-collections targets: slices found and named per sequence, OASIS, stacks, Kaggle clean accuracy.
-TARGETS = {"found": 0.90, "named": 0.80, "oasis": 0.98, "stacks": 0.90, "kaggle_clean": 0.98}
+# The outside-collections targets the plot marks: tumour slices found in every sequence, stacks found, Kaggle clean accuracy
+# (and every healthy volume passed).
+TARGETS = {"found": 0.90, "stacks": 0.90, "kaggle_clean": 0.98}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
