@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from brain_tumor.card import count_of
 from brain_tumor.errors import UsageError, exit_status
 from training.plots import trade_off_plot
 
@@ -31,10 +32,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _hits(entry: dict) -> tuple[int, int]:
-    return round(entry["share"] * entry["n"]), entry["n"]
-
-
 def read_report(folder: Path) -> tuple[dict, dict | None]:
     """A folder's outside metrics and, when it has them, its Kaggle metrics."""
     path = folder / "metrics.json"
@@ -48,16 +45,15 @@ def read_report(folder: Path) -> tuple[dict, dict | None]:
 
 
 def summarise(name: str, metrics: dict, kaggle: dict | None) -> dict:
-    """The figures of one report that the table and the plot show (shares in 0..1, counts as [hits, n])."""
+    """The figures of one report that the table and the plot show (shares in 0..1; the whole-scan figures as the report's
+    entries over every volume and every stack, {"share", "n", ...})."""
     slices, scans = metrics["slices"], metrics["scans"]
     row = {"name": name}
     for what, key in (("found", "tumour_found"), ("named", "named_glioma")):
         row[what] = {s: slices[f"tcga-lgg/{s}"][key]["share"] for s in SEQUENCES}
     row["oasis"] = slices["oasis/T1"]["no_tumour"]["share"]
-    healthy = [_hits(scans[k]["no_tumour_summary"]) for k in ("nichart/T1", "nichart/FL")]
-    stacks = [_hits(scans[f"tcga-lgg/{s}"]["tumour_summary"]) for s in SEQUENCES]
-    row["healthy"] = [sum(h for h, _ in healthy), sum(n for _, n in healthy)]
-    row["stacks"] = [sum(h for h, _ in stacks), sum(n for _, n in stacks)]
+    row["healthy"] = scans["nichart/all"]["no_tumour_summary"]
+    row["stacks"] = scans["tcga-lgg/all"]["tumour_summary"]
     row["kaggle"] = None if kaggle is None else {"all": kaggle["accuracy"], "clean": kaggle["clean"]["accuracy"],
                                                  "clean_macro_f1": kaggle["clean"]["macro_f1"]}
     return row
@@ -75,7 +71,7 @@ def table(rows: list[dict]) -> str:
         kaggle = f"{pct(k['all'])} / {pct(k['clean'])} / {k['clean_macro_f1']:.3f}" if k else "–"
         lines.append(f"| {r['name']} | {' / '.join(pct(r['found'][s]) for s in SEQUENCES)} "
                      f"| {' / '.join(pct(r['named'][s]) for s in SEQUENCES)} | {pct(r['oasis'])} "
-                     f"| {r['healthy'][0]} of {r['healthy'][1]} | {r['stacks'][0]} of {r['stacks'][1]} | {kaggle} |")
+                     f"| {count_of(r['healthy'])} | {count_of(r['stacks'])} | {kaggle} |")
     return "\n".join(lines)
 
 

@@ -157,7 +157,7 @@ def trade_off_plot(rows: list[dict], targets: dict, path: Path) -> Path:
         if r["kaggle"] is not None:
             left.scatter(100 * r["kaggle"]["clean"], 100 * lowest, color="tab:blue")
             left.annotate(r["name"], (100 * r["kaggle"]["clean"], 100 * lowest), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        stacks, healthy = r["stacks"][0] / r["stacks"][1], r["healthy"][0] / r["healthy"][1]
+        stacks, healthy = r["stacks"]["share"], r["healthy"]["share"]
         right.scatter(100 * stacks, 100 * healthy, color="tab:green")
         right.annotate(r["name"], (100 * stacks, 100 * healthy), fontsize=7, xytext=(3, 3), textcoords="offset points")
     left.axvline(100 * targets["kaggle_clean"], color="tab:red", linestyle="--", linewidth=1)
