@@ -15,14 +15,14 @@ import torch
 # Which side of each feature's validation range means "unlike an MRI slice".
 SIDES = {
     "saturation": "high",  # MRI is greyscale; photos are not
-    "contrast": "both",  # blank images have none
+    "contrast": "low",  # blank images have none; a high bound only flagged skull-stripped healthy slices (docs/outside.md)
     "border": "high",  # MRI has a black background; screenshots and documents are bright at the edges
     "noise": "high",  # pixel noise and fine texture
     "energy": "high",  # -logsumexp(logits): high when no class fits (Liu et al., 2020)
 }
 REASONS = {
     "saturation": "it is in colour, and MRI slices are greyscale",
-    "contrast": "its contrast is unlike an MRI slice (blank, or extreme)",
+    "contrast": "it has almost no contrast (blank)",
     "border": "its edges are bright, and MRI slices have a dark background",
     "noise": "it looks like noise or fine texture",
     "energy": "the model finds it unlike any training image",
@@ -72,14 +72,15 @@ def fit_bounds(features: list[dict[str, float]], quantile: float) -> dict[str, l
 
 
 def reasons(features: dict[str, float], bounds: dict[str, list[float | None]]) -> tuple[str, ...]:
-    """The features of one input that fall outside the bounds, in SIDES order."""
+    """The features of one input that fall outside the bounds, in SIDES order. A bound on a side that SIDES no longer
+    checks (a config fitted before it changed) is ignored."""
     found = []
-    for name in SIDES:
+    for name, side in SIDES.items():
         if name not in bounds or name not in features:
             continue
         low, high = bounds[name]
         value = features[name]
-        if (low is not None and value < low) or (high is not None and value > high):
+        if (low is not None and side != "high" and value < low) or (high is not None and side != "low" and value > high):
             found.append(name)
     return tuple(found)
 
