@@ -93,7 +93,7 @@ def test_repeated_predict_and_explain_calls_do_not_grow_memory(tiny_resnet):
     script = textwrap.dedent(f"""
         from pathlib import Path
         from brain_tumor import Classifier
-        from PIL import Image, ImageDraw
+        from PIL import Image
 
         def rss_mb():
             for line in Path("/proc/self/status").read_text().splitlines():
