@@ -120,5 +120,13 @@ outside_g2() { outside_g --trunk-lr-scale 0.3 --out "$runs/outside-g2"; }
 #    RUNS_DIR/outside-o14. Chosen against O13's 0.8849 by the same rule. If a device is lent first, G1 runs there as well.
 outside_o14() { MAX_MINUTES=0 outside_g --weights-dtype float32 --epochs 10 --epoch-size 6000 --out "$runs/outside-o14"; }
 
+# O15 (CPU, no training; after O14): a soup across two lineages from weights/resnet50: O14 (distilled from the start) and
+#    O4 (O1, then distilled), each mix's batch-norm statistics estimated again as in O13; the shares run from O14 alone to
+#    O4 alone (O4 alone re-estimated is O13's 0.8849). Runs fine-tuned apart from one start can average to more than each
+#    (Wortsman et al., 2022); O7 averaged one lineage only. Declared with O14's ninth validation known (0.8814) and its
+#    tenth not, before O15 or any of O14's outside or Testing figures; chosen against O13 and O14 by the same rule.
+outside_o15() { python -m training.soup "$runs/outside-o14" "$runs/outside-o4" --data "$data" --mix 1,0 0.7,0.3 0.5,0.5 \
+  0.3,0.7 0,1 --reset-bn 2000 --out "$runs/outside-o15"; }
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
