@@ -128,5 +128,13 @@ outside_o14() { MAX_MINUTES=0 outside_g --weights-dtype float32 --epochs 10 --ep
 outside_o15() { python -m training.soup "$runs/outside-o14" "$runs/outside-o4" --data "$data" --mix 1,0 0.7,0.3 0.5,0.5 \
   0.3,0.7 0,1 --reset-bn 2000 --out "$runs/outside-o15"; }
 
+# O16 (CPU): the third one-at-a-time measure: O1's recipe less the elastic warps (--augment-without elastic), each validation
+#    on clean batch-norm statistics (--reset-bn 2000), so its figure is to be read against O1's statistics estimated again
+#    (0.8826, O11's share 0), not O1's 0.8748. Declared with O1-O14's validation known, before O14's outside or Testing
+#    figures and before O15; chosen against the best so far on validation by the same rule. Resumable over sessions.
+outside_o16() { several --init weights/resnet50 --out "$runs/outside-o16" --augment stacked --augment-without elastic --crop-scale 0.6 \
+  --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1 \
+  --reset-bn 2000; }
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
