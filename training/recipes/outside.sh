@@ -136,5 +136,12 @@ outside_o16() { several --init weights/resnet50 --out "$runs/outside-o16" --augm
   --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1 \
   --reset-bn 2000; }
 
+# O17 (CPU, no training; after O16): O15's finding carried on: O16 (a third lineage from weights/resnet50, no teacher)
+#    mixed into O15's members, each mix's batch-norm statistics estimated again. The first mix is O15 again (a check on
+#    the re-estimate), then the plain mean of the three and O16 at half. Declared with O15's validation (0.8881) and its
+#    outside and Testing figures known, before any of O16's figures; chosen against O15 by the same rule.
+outside_o17() { python -m training.soup "$runs/outside-o14" "$runs/outside-o4" "$runs/outside-o16" --data "$data" \
+  --mix 0.5,0.5,0 0.34,0.33,0.33 0.25,0.25,0.5 --reset-bn 2000 --out "$runs/outside-o17"; }
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
