@@ -30,7 +30,9 @@ outside_o2() { several --init "$runs/outside-o1/weights" --out "$runs/outside-o2
 #    of Kaggle Testing (notumor and meningioma taken for glioma) while it learnt the other collections. AdamW 5e-5, a fifth of
 #    an epoch of warm-up, cosine over 3 epochs of 3,600 draws, distillation weight 1 at temperature 2; else as O1. Declared
 #    before it ran, with O1's and O2's figures known (O2: O1 continued at 3e-5 without distillation, lost on validation).
-outside_o3() { several --init weights/resnet50_outside --distil weights/resnet50 --out "$runs/outside-o3" --augment stacked \
+#    It ran from weights/resnet50_outside as shipped then (O1's kept epoch in float16); that folder now holds a later attempt,
+#    so it starts from O1's run folder (float32: the same weights to float16's precision).
+outside_o3() { several --init "$runs/outside-o1/weights" --distil weights/resnet50 --out "$runs/outside-o3" --augment stacked \
   --crop-scale 0.6 --optimizer adamw --lr 5e-5 --weight-decay 1e-4 --warmup-epochs 0.2 --epochs 3 --epoch-size 3600 \
   --label-smoothing 0.1 --distil-weight 1 --distil-temperature 2; }
 
