@@ -1,5 +1,5 @@
 """Export a weights folder for other tools:
-`python -m brain_tumor.export --weights DIR --format timm|onnx --out PATH [--int8]`.
+`python -m brain_tumor.export --weights DIR --format timm|onnx|float16 --out PATH [--int8]`.
 
 - timm: a folder that `timm.create_model("local-dir:PATH", pretrained=True)` (or `hf-hub:OWNER/NAME` once
   pushed) loads with the same logits, written by timm's own save_for_hf; the temperature, the
@@ -7,10 +7,13 @@
 - onnx: one ONNX file with a dynamic batch axis, input `pixels` (normalised N×3×S×S), outputs `logits`
   and `activations` (where explanations start); --int8 also quantises its weights dynamically
   (onnxruntime.quantization). Classifier.from_pretrained(..., backend="onnx") makes and caches its own.
+- float16: a weights folder of brain_tumor's own kind, the same model stored in half precision (half the size;
+  how the shipped soups were saved), its config and model card written again for the new shards.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -19,6 +22,7 @@ from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UsageError, exit_status
 from brain_tumor.models import get_architecture
 from brain_tumor.onnx_backend import onnx_bytes, quantize_int8
+from brain_tumor.weights import save_weights
 
 EXTRA_NAME = "brain_tumor.json"
 
@@ -47,11 +51,17 @@ def export_timm(classifier: Classifier, out: Path) -> Path:
     return out
 
 
+def export_float16(classifier: Classifier, out: Path) -> Path:
+    """The same weights folder with its floating-point tensors stored as float16."""
+    config = dataclasses.replace(classifier.config, weights_dtype="float16", weights_sha256={})
+    return save_weights(classifier.model.state_dict(), config, out)
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m brain_tumor.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None, help="weights folder or Hub id (default: the shipped weights)")
-    p.add_argument("--format", choices=["timm", "onnx"], required=True)
-    p.add_argument("--out", required=True, help="a folder (timm) or a .onnx file (onnx)")
+    p.add_argument("--format", choices=["timm", "onnx", "float16"], required=True)
+    p.add_argument("--out", required=True, help="a folder (timm, float16) or a .onnx file (onnx)")
     p.add_argument("--int8", action="store_true", help="onnx: also write FILE.int8.onnx with int8 weights")
     return p
 
@@ -62,6 +72,9 @@ def export(args: argparse.Namespace) -> None:
     if args.format == "timm":
         export_timm(classifier, out)
         print(f"timm folder: {out} (timm.create_model('local-dir:{out}', pretrained=True))")
+    elif args.format == "float16":
+        export_float16(classifier, out)
+        print(f"float16 weights folder: {out}")
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(onnx_bytes(classifier.model, classifier.config, classifier.explanation_start()))

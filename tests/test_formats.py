@@ -26,6 +26,25 @@ def test_a_timm_export_gives_identical_logits(tiny_resnet, tmp_path):
     assert extra["temperature"] == classifier.config.temperature and extra["classes"] == list(classifier.classes)
 
 
+def test_a_float16_export_halves_the_folder_and_keeps_the_answers(tiny_resnet, tmp_path):
+    from safetensors import safe_open
+
+    out = tmp_path / "half"
+    run_module("brain_tumor.export", "--weights", tiny_resnet, "--format", "float16", "--out", out)
+    def size(folder):
+        return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+
+    assert size(out) < 0.6 * size(tiny_resnet)
+    with safe_open(str(next(out.glob("*.safetensors"))), "pt") as shard:
+        dtypes = {shard.get_tensor(k).dtype for k in shard.keys()}
+    assert torch.float16 in dtypes and torch.float32 not in dtypes
+    full, half = Classifier.from_pretrained(tiny_resnet, backend="torch"), Classifier.from_pretrained(out, backend="torch")
+    assert half.config.weights_dtype == "float16" and half.config.temperature == full.config.temperature
+    assert half.version != full.version
+    batch = torch.stack([preprocess(path, full.config) for path in EXAMPLES])
+    torch.testing.assert_close(half.logits(batch), full.logits(batch), rtol=0.02, atol=0.02)
+
+
 def test_the_baseline_has_no_timm_form(tiny_baseline, tmp_path):
     result = run_module("brain_tumor.export", "--weights", tiny_baseline, "--format", "timm", "--out", tmp_path / "t", expect=2)
     assert "timm has no baseline architecture" in result.stderr and one_sentence(result.stderr.strip()[len("error: "):])

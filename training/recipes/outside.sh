@@ -142,8 +142,13 @@ outside_o16() { several --init weights/resnet50 --out "$runs/outside-o16" --augm
 #    mixed into O15's members, each mix's batch-norm statistics estimated again. The first mix is O15 again (a check on
 #    the re-estimate), then the plain mean of the three and O16 at half. Declared with O15's validation (0.8881) and its
 #    outside and Testing figures known, before any of O16's figures; chosen against O15 by the same rule.
-outside_o17() { python -m training.soup "$runs/outside-o14" "$runs/outside-o4" "$runs/outside-o16" --data "$data" \
-  --mix 0.5,0.5,0 0.34,0.33,0.33 0.25,0.25,0.5 --reset-bn 2000 --out "$runs/outside-o17"; }
+#    Amended before it ran (eighth session): the run folders of O4, O14 and O16 did not outlive the machine they were made
+#    on, and O14 alone took 273 CPU minutes. O15's mix of O14 and O4 is kept as weights/resnet50_outside (float16), so O17
+#    takes it as one member, and O16 is run again first by its recipe (same seed; its per-epoch validation is checked
+#    against the first run's). The mixes are the declared ones: O15 alone, then O15 and O16 at 0.67,0.33 (the three-way
+#    mean) and at 0.5,0.5 (O16 at half).
+outside_o17() { python -m training.soup weights/resnet50_outside "$runs/outside-o16" --data "$data" --outside "$outside" \
+  --mix 1,0 0.67,0.33 0.5,0.5 --reset-bn 2000 --out "$runs/outside-o17"; }
 
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
