@@ -53,7 +53,7 @@ def export_timm(classifier: Classifier, out: Path) -> Path:
 
 def export_float16(classifier: Classifier, out: Path) -> Path:
     """The same weights folder with its floating-point tensors stored as float16."""
-    config = dataclasses.replace(classifier.config, weights_dtype="float16", weights_sha256={})
+    config = dataclasses.replace(classifier.config, weights_dtype="float16")  # save_weights records the new shards
     return save_weights(classifier.model.state_dict(), config, out)
 
 

@@ -31,6 +31,7 @@ def test_a_float16_export_halves_the_folder_and_keeps_the_answers(tiny_resnet, t
 
     out = tmp_path / "half"
     run_module("brain_tumor.export", "--weights", tiny_resnet, "--format", "float16", "--out", out)
+
     def size(folder):
         return sum(p.stat().st_size for p in folder.glob("*.safetensors"))
 

@@ -147,8 +147,9 @@ outside_o16() { several --init weights/resnet50 --out "$runs/outside-o16" --augm
 #    takes it as one member, and O16 is run again first by its recipe (same seed; its per-epoch validation is checked
 #    against the first run's). The mixes are the declared ones: O15 alone, then O15 and O16 at 0.67,0.33 (the three-way
 #    mean) and at 0.5,0.5 (O16 at half).
-outside_o17() { python -m training.soup weights/resnet50_outside "$runs/outside-o16" --data "$data" --outside "$outside" \
-  --mix 1,0 0.67,0.33 0.5,0.5 --reset-bn 2000 --out "$runs/outside-o17"; }
+into_o15() { python -m training.soup weights/resnet50_outside "$runs/$1" --data "$data" --outside "$outside" \
+  --mix 1,0 0.67,0.33 0.5,0.5 --reset-bn 2000 --out "$runs/$2"; }  # a run mixed into the shipped O15, as O17 declared
+outside_o17() { into_o15 outside-o16 outside-o17; }
 
 # O18 and O19 (CPU; declared after O17, before either ran; each fits one session, since run folders do not outlive it):
 #    O18 is O14's recipe (the teacher from the start, --reset-bn 2000) at O1's length, 5 epochs of 3,600 draws with a third
@@ -157,8 +158,7 @@ outside_o17() { python -m training.soup weights/resnet50_outside "$runs/outside-
 #    Chosen against O15's 0.8881 by the same rule.
 outside_o18() { MAX_MINUTES=0 outside_g --weights-dtype float32 --epochs 5 --epoch-size 3600 --warmup-epochs 0.3 --train-seed 1 \
   --out "$runs/outside-o18"; }
-outside_o19() { python -m training.soup weights/resnet50_outside "$runs/outside-o18" --data "$data" --outside "$outside" \
-  --mix 1,0 0.67,0.33 0.5,0.5 --reset-bn 2000 --out "$runs/outside-o19"; }
+outside_o19() { into_o15 outside-o18 outside-o19; }
 
-[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$'; exit 0; }
+[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
