@@ -152,6 +152,14 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
     from training.calibrate_ood import calibrate, get_args_parser
     calibrated = calibrate(get_args_parser().parse_args(["--weights", str(out / "weights"), "--cache-dir", str(tmp_path / "cache")]))
     assert calibrated["n_validation"] == config.metrics["validation"]["n"]  # its bounds come from the run's own validation
+    sure = run_module("training.reliability", "--weights", out / "weights", "--out", tmp_path / "reliability",
+                      "--cache-dir", tmp_path / "cache")
+    measured = json.loads((tmp_path / "reliability" / "reliability.json").read_text())
+    cells = measured["validation"]["the folder's temperature"]
+    assert set(cells) == {"all", "kaggle", "tcga-lgg", "oasis", "nichart"}  # every collection of the run's validation
+    assert sum(c["n"] for name, c in cells.items() if name != "all") == cells["all"]["n"] == config.metrics["validation"]["n"]
+    assert len(measured["maps, cross-fitted over subjects"]) == 6 and "clean" in measured["kaggle testing (measured, never fitted on)"]
+    assert "validation, temperature 1: tcga-lgg" in sure.stdout and (tmp_path / "reliability" / "reliability.png").stat().st_size > 10_000
 
     weights = out / "weights"
     scores = tmp_path / "train-scores"
@@ -267,6 +275,30 @@ def test_tcga_masks_teach_a_gated_model_beside_the_figshare_boxes(outside_folder
                "--batch-size", "8", "--workers", "1", "--device", "cpu", "--no-test")
     boxes = Classifier.from_pretrained(out / "weights").config.provenance["boxes"]
     assert boxes["outside_tumour_masks"] == 2 * len(TUMOUR) * 3  # the train patients' tumour slices, every sequence
+
+
+def test_calibration_maps_fit_what_they_can_and_the_temperature_per_class_keeps_every_answer():
+    from training.calibration import fit_map, fit_temperature
+    generator = torch.Generator().manual_seed(0)
+    # Answers of glioma (class 0) are right 60% of the time at near-certainty; the other answers right 95% of the time
+    # at low confidence: one temperature cannot serve both, a temperature per answered class can.
+    answers = torch.randint(0, 4, (800,), generator=generator)
+    right = torch.rand(800, generator=generator) < torch.where(answers == 0, 0.6, 0.95)
+    labels = torch.where(right, answers, (answers + torch.randint(1, 4, (800,), generator=generator)) % 4)
+    logits = torch.nn.functional.one_hot(answers, 4).float() * torch.where(answers == 0, 8.0, 1.0).unsqueeze(1)
+    apply, fitted = fit_map("class temperature", logits, labels)
+    assert torch.equal(apply(logits).argmax(1), answers)  # every answer kept
+    t = fitted["temperature"]
+    assert t[0] > 1 > max(t[1:])  # glioma's answers made less sure, the others surer
+    one = fit_map("temperature", logits, labels)[1]["temperature"][0]
+    assert one == pytest.approx(fit_temperature(logits, labels))
+    nll = lambda z: torch.nn.functional.cross_entropy(z, labels).item()  # noqa: E731
+    assert nll(apply(logits)) < nll(logits / one) < nll(logits)
+    # Weighing the glioma answers three times as much moves the one temperature towards theirs.
+    weights = torch.where(answers == 0, 3.0, 1.0)
+    assert fit_map("temperature", logits, labels, weights)[1]["temperature"][0] > one
+    with pytest.raises(ValueError, match="unknown calibration map"):
+        fit_map("isotonic", logits, labels)
 
 
 def test_the_distillation_term_is_nought_for_the_teachers_own_answers_and_grows_as_the_student_departs():

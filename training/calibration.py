@@ -15,21 +15,53 @@ SKIMAGE_PICTURES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochem
                     "camera", "moon", "coins", "page", "text", "clock", "grass", "gravel", "brick", "horse", "checkerboard")
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature T > 0 minimising the NLL of softmax(logits / T) (Guo et al., 2017)."""
+CALIBRATION_MAPS = {
+    "temperature": "one temperature, logits / T (the shipped way)",
+    "class temperature": "a temperature for each answered class: keeps every answer, changes how sure it is",
+    "vector": "a scale and a bias for each class (vector scaling); can change answers",
+}
+
+
+def fit_map(kind: str, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None):
+    """A calibration map of CALIBRATION_MAPS fitted by the (weighted) NLL of softmax(map(logits)) on the labels
+    (Guo et al., 2017): the map, a function of logits, and its fitted parameters (the temperatures, or the vector
+    map's scales and biases)."""
+    if kind not in CALIBRATION_MAPS:
+        raise ValueError(f"unknown calibration map {kind!r}")
     logits = logits.detach().float().cpu()
     labels = labels.detach().long().cpu()
-    log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+    k = logits.shape[1]
+    log_scale = torch.zeros(1 if kind == "temperature" else k, requires_grad=True)
+    bias = torch.zeros(k, requires_grad=kind == "vector")
+
+    def apply(z: torch.Tensor, log_scale=log_scale, bias=bias) -> torch.Tensor:
+        if kind == "temperature":
+            return z / log_scale.exp()
+        if kind == "class temperature":
+            return z / log_scale.exp()[z.argmax(1)].unsqueeze(1)
+        return z * log_scale.exp() + bias
+
+    params = [log_scale, bias] if kind == "vector" else [log_scale]
+    optimizer = torch.optim.LBFGS(params, lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        loss = torch.nn.functional.cross_entropy(apply(logits), labels, reduction="none")
+        loss = (loss * weights).sum() / weights.sum() if weights is not None else loss.mean()
         loss.backward()
         return loss
 
     optimizer.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    fitted_scale, fitted_bias = log_scale.detach().exp().clamp(0.05, 20.0).log(), bias.detach()
+    fitted = {"scale" if kind == "vector" else "temperature": fitted_scale.exp().tolist()}
+    if kind == "vector":
+        fitted["bias"] = fitted_bias.tolist()
+    return (lambda z: apply(z.float(), fitted_scale, fitted_bias)), fitted
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature T > 0 minimising the NLL of softmax(logits / T) (Guo et al., 2017)."""
+    return fit_map("temperature", logits, labels)[1]["temperature"][0]
 
 
 @torch.no_grad()
