@@ -24,7 +24,7 @@ import torch
 
 from brain_tumor.classes import CLASSES
 from brain_tumor.classifier import Classifier
-from brain_tumor.errors import exit_status
+from brain_tumor.errors import UsageError, exit_status
 from training import outside, twins
 from training.calibration import CALIBRATION_MAPS, fit_map
 from training.data import DEFAULT_CACHE, cache_folder, split_recipe_of
@@ -93,6 +93,9 @@ def measure(args: argparse.Namespace) -> dict:
     root = (args.outside or learnt) if learnt else None
     data, _ = outside.load_judged_data(split_recipe_of(config, args.data), root, config.image_size, config.clahe,
                                        cache_folder(args.cache_dir), with_test=not args.no_test)
+    if data.val is None or not len(data.val):
+        raise UsageError(f"{args.weights} was trained without a validation split, so there is nothing to measure its "
+                         "calibration on; train with --val-fraction above 0 or --val-data.")
     groups, folds = validation_groups(data, root)
     labels = torch.from_numpy(data.val.labels).long()
     logits = predict_logits(model, data.val_images, config, progress=True)
