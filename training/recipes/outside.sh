@@ -171,7 +171,15 @@ outside_o19() { into_o15 outside-o18 outside-o19; }
 #    collection is reported beside it, not chosen on.
 outside_o20() { MAX_MINUTES=0 outside_g --init weights/resnet50_outside --weights-dtype float32 --lr 3e-5 --epochs 2 \
   --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 2 --out "$runs/outside-o20"; }
-outside_o21() { into_o15 outside-o20 outside-o21; }
+#    Amended before O21 ran (tenth session): O20 kept its first epoch at 0.8942, over O15's 0.8881, and the session had no
+#    time left to mix and judge both, so O21 waits for the next one. O20 may by then be shipped as weights/resnet50_outside,
+#    so O21 takes O15 from the commit that shipped it (git archive 23105be weights/resnet50_outside into RUNS_DIR/o15); the
+#    mixes are the declared ones (O15 alone first), chosen against the best so far on validation by the same rule.
+outside_o21() {
+  [ -d "$runs/o15/weights/resnet50_outside" ] || { mkdir -p "$runs/o15"; git archive 23105be weights/resnet50_outside | tar -x -C "$runs/o15"; }
+  python -m training.soup "$runs/o15/weights/resnet50_outside" "$runs/outside-o20" --data "$data" --outside "$outside" \
+    --mix 1,0 0.67,0.33 0.5,0.5 --reset-bn 2000 --out "$runs/outside-o21"
+}
 
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
