@@ -36,15 +36,24 @@ def confusion_matrix_plot(matrix, classes, path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def reliability_plot(probs, labels, path: Path, title: str) -> Path:
+def _reliability_bars(ax, probs, labels, counts: bool = False) -> None:
+    """Accuracy per confidence bin against the diagonal of perfect calibration; with each bin's count if asked."""
     rel = reliability(probs, labels)
     edges = np.linspace(0, 1, len(rel["bin_count"]) + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     acc = np.nan_to_num(np.asarray(rel["bin_accuracy"], dtype=float))
-    fig, ax = plt.subplots(figsize=(4.6, 4.4))
     ax.bar(centres, acc, width=edges[1] - edges[0], edgecolor="black", alpha=0.8, label="accuracy")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    if counts:
+        for x, a, n in zip(centres, acc, rel["bin_count"]):
+            if n:
+                ax.text(x, min(a, 0.93) + 0.02, str(n), ha="center", fontsize=6, rotation=90)
     ax.set_xlabel("confidence")
+
+
+def reliability_plot(probs, labels, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    _reliability_bars(ax, probs, labels)
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.legend(loc="upper left")
@@ -55,16 +64,7 @@ def reliability_grid(panels, path: Path, title: str) -> Path:
     """A reliability diagram for each (title, probs, labels) panel, side by side, with each bin's count."""
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
     for ax, (name, probs, labels) in zip(axes[0], panels):
-        rel = reliability(probs, labels)
-        edges = np.linspace(0, 1, len(rel["bin_count"]) + 1)
-        centres = (edges[:-1] + edges[1:]) / 2
-        acc = np.nan_to_num(np.asarray(rel["bin_accuracy"], dtype=float))
-        ax.bar(centres, acc, width=edges[1] - edges[0], edgecolor="black", alpha=0.8)
-        ax.plot([0, 1], [0, 1], "--", color="grey")
-        for x, a, n in zip(centres, acc, rel["bin_count"]):
-            if n:
-                ax.text(x, min(a, 0.93) + 0.02, str(n), ha="center", fontsize=6, rotation=90)
-        ax.set_xlabel("confidence")
+        _reliability_bars(ax, probs, labels, counts=True)
         ax.set_title(name, fontsize=8)
     axes[0][0].set_ylabel("accuracy (bars; bin counts above)")
     fig.suptitle(title, fontsize=9)

@@ -106,9 +106,10 @@ def measure(args: argparse.Namespace) -> dict:
         y = labels.numpy()
         return {"all": figures(probs, y), **{g: figures(probs[groups == g], y[groups == g]) for g in present}}
 
+    at_t = softmax(logits / t)
     result: dict = {"weights": str(args.weights), "temperature": t, "sure": SURE,
                     "validation": {"temperature 1": by_collection(softmax(logits)),
-                                   "the folder's temperature": by_collection(softmax(logits / t))},
+                                   "the folder's temperature": by_collection(at_t)},
                     "temperature wanted": {g: fit_map("temperature", logits[torch.from_numpy(groups == g)],
                                                       labels[torch.from_numpy(groups == g)])[1]["temperature"][0]
                                            for g in present}}
@@ -125,7 +126,7 @@ def measure(args: argparse.Namespace) -> dict:
                                                       "confidence": float(probs[says_none].max(1).mean()) if says_none.any() else None,
                                                       "sure": float((probs[says_none].max(1) >= SURE).mean()) if says_none.any() else None}}
     result["maps, cross-fitted over subjects"] = maps
-    panels = [(f"validation: {g} (n={int((groups == g).sum())})", softmax(logits / t)[groups == g], labels.numpy()[groups == g])
+    panels = [(f"validation: {g} (n={int((groups == g).sum())})", at_t[groups == g], labels.numpy()[groups == g])
               for g in present]
     if data.test is not None:
         test_probs = softmax(predict_logits(model, data.test_images, config, progress=True) / t)
