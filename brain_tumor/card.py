@@ -150,6 +150,13 @@ def _explained_layer(config: ModelConfig) -> str:
     return entry.cam_reading(entry.cam_layer)[0] if entry and entry.cam_layer in entry.cam_readings else "the last convolutional block"
 
 
+def _mirror_text(config: ModelConfig) -> str:
+    if not config.mirror_average:
+        return ""
+    return (" (each the mean of the image's and its left-right mirror image's, chosen on validation by "
+            "training.choose_mirror; exported ONNX and timm models give the single view's)")
+
+
 def model_card(config: ModelConfig, name: str | None = None) -> str:
     from huggingface_hub import ModelCard
 
@@ -175,7 +182,7 @@ Classifies one 2D brain MRI slice as one of: {", ".join(config.classes)}, with a
 ## Model
 - Architecture: {display_name(config.architecture)}, head `{config.head}`
 - Input: RGB, resized to {config.image_size}×{config.image_size}, normalised with mean {list(config.mean)} and std {list(config.std)}
-- Output: {len(config.classes)} logits, divided by the temperature {config.temperature:.3f} before the softmax
+- Output: {len(config.classes)} logits{_mirror_text(config)}, divided by the temperature {config.temperature:.3f} before the softmax
 - Heatmap: {config.explanation.get("method", "gradcam")} at {_explained_layer(config)}
 - Weights: safetensors ({config.weights_dtype}), sha256 of each file in `config.json`
 

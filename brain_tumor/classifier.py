@@ -16,7 +16,7 @@ from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UsageError
 from brain_tumor.explain import DEFAULT_METHOD, class_activation_maps, method_class, parse_layers
 from brain_tumor.images import ImageSource, load_image
-from brain_tumor.models import get_architecture
+from brain_tumor.models import get_architecture, logits_of
 from brain_tumor.onnx_backend import OnnxRunner, cached_onnx
 from brain_tumor.onnx_backend import available as onnx_available
 from brain_tumor.ood import describe, input_scores, reasons
@@ -141,11 +141,12 @@ class Classifier:
         return predictions
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Raw logits of normalised N×3×S×S inputs, from the backend chosen at load time."""
+        """Raw logits of normalised N×3×S×S inputs, from the backend chosen at load time (each image's averaged with its
+        mirror image's where the config says so)."""
         if self._onnx is not None:
-            return self._onnx.logits(batch)
+            return logits_of(self._onnx.logits, batch, self.config.mirror_average)
         with torch.inference_mode():
-            return self.model(batch.to(self.device))
+            return logits_of(self.model, batch.to(self.device), self.config.mirror_average)
 
     def predict_batch(self, images: Sequence[ImageSource]) -> list[Prediction]:
         if not len(images):
@@ -179,6 +180,9 @@ class Classifier:
         picture = load_image(image)
         batch = self._batch([picture])
         targets = None if target is None else [self.classes.index(target)]
+        averaged = self.logits(batch) if self.config.mirror_average else None  # the map's own pass sees one view
+        if targets is None and averaged is not None:
+            targets = [int(averaged[0].argmax())]
         if self._onnx is not None and self.explanation_start(layers) == self._onnx.cut:
             # onnxruntime runs the network below the cut; PyTorch only the stages above it, with gradients.
             start, inputs = self._onnx.cut, self._onnx.activations(batch)
@@ -186,7 +190,7 @@ class Classifier:
             start, inputs = None, batch
         maps, logits = class_activation_maps(self.model, self.config.architecture, inputs, targets, method, layers, start=start,
                                              size=tuple(batch.shape[-2:]))
-        prediction = self._to_predictions(batch, logits)[0]
+        prediction = self._to_predictions(batch, logits if averaged is None else averaged)[0]
         heatmap = cv2.resize(maps[0], picture.size, interpolation=cv2.INTER_LINEAR)
         return Explanation(target=target or prediction.label, heatmap=np.clip(heatmap, 0.0, 1.0), image=picture,
                            prediction=prediction, method=method, layer="+".join(layers))

@@ -36,6 +36,9 @@ class ModelConfig:
     clahe: bool = False
     # Logits are divided by this before the softmax (temperature scaling, fit on validation).
     temperature: float = 1.0
+    # Each image's logits averaged with its left-right mirror image's (test-time augmentation: two forward passes),
+    # chosen on validation by training.choose_mirror; the temperature and out-of-distribution bounds are fitted that way.
+    mirror_average: bool = False
     # The default explanation, chosen by training.evaluate_cam --compare: {"method": ..., "layer": ..., "chosen_by": ...}.
     explanation: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Out-of-distribution bounds fitted on validation: {"bounds": {feature: [low, high]}, ...}.

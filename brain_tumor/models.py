@@ -52,6 +52,15 @@ def build_resnet50(num_classes: int, init: str = "scratch", head: str = "linear"
     return model
 
 
+def logits_of(forward: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, mirror_average: bool) -> torch.Tensor:
+    """`forward`'s logits for a normalised N×3×S×S batch; with mirror_average (ModelConfig.mirror_average), the mean of
+    each image's and its left-right mirror image's, in one pass over both."""
+    if not mirror_average:
+        return forward(batch)
+    both = forward(torch.cat([batch, batch.flip(-1)]))
+    return (both[:len(batch)] + both[len(batch):]) / 2
+
+
 def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Nearest-neighbour upsampling of x to like's height and width (an integer factor): each cell repeated."""
     n, c, h, w = x.shape

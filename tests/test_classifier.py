@@ -37,6 +37,23 @@ def test_temperature_from_the_config_is_applied(shipped_resnet):
     assert shipped_resnet.config.temperature != 1.0
 
 
+def test_the_mirror_average_is_the_mean_of_both_views_wherever_logits_are_made(tiny_baseline):
+    from brain_tumor.preprocess import normalize
+    from training.report import predict_logits
+    one, both = Classifier.from_pretrained(tiny_baseline), Classifier.from_pretrained(tiny_baseline)
+    both.config.mirror_average = True
+    images = torch.randint(0, 256, (3, 3, one.config.image_size, one.config.image_size), generator=torch.Generator().manual_seed(0),
+                           dtype=torch.uint8)
+    x = normalize(images, one.config.mean, one.config.std)
+    expected = (one.logits(x) + one.logits(x.flip(-1))) / 2
+    torch.testing.assert_close(both.logits(x), expected)
+    assert not torch.allclose(both.logits(x), one.logits(x), atol=1e-4)  # a random network is not symmetric
+    torch.testing.assert_close(predict_logits(both.model, images, both.config), expected, atol=1e-5, rtol=1e-4)  # training's batches
+    explained, predicted = both.explain(EXAMPLES[0]), both.predict(EXAMPLES[0])
+    assert explained.prediction.probabilities == pytest.approx(predicted.probabilities, abs=1e-5)  # the page's answer is predict's
+    assert explained.target == predicted.label
+
+
 def test_gradcam_heatmap_shape_range_and_target(shipped_resnet):
     image = Image.open(EXAMPLES[0]).resize((300, 260))  # not the model's 224: the heatmap follows the input
     explanation = shipped_resnet.explain(image)

@@ -161,6 +161,13 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
     assert len(measured["maps, cross-fitted over subjects"]) == 6 and "clean" in measured["kaggle testing (measured, never fitted on)"]
     assert "validation, temperature 1: tcga-lgg" in sure.stdout and (tmp_path / "reliability" / "reliability.png").stat().st_size > 10_000
 
+    mirror = run_module("training.choose_mirror", "--weights", out, "--write", "--cache-dir", tmp_path / "cache")
+    chosen = Classifier.from_pretrained(out / "weights").config
+    compared = chosen.metrics["mirror_average"]
+    assert {"all", "kaggle", "tcga-lgg", "oasis", "nichart"} <= set(compared) and compared["all"]["n"] == config.metrics["validation"]["n"]
+    assert chosen.mirror_average == (compared["macro_f1_mirror_average"] > compared["macro_f1_one_view"])
+    assert chosen.ood["bounds"] and "wrote" in mirror.stdout and "nichart" in mirror.stdout
+
     weights = out / "weights"
     scores = tmp_path / "train-scores"
     run_module("training.evaluate_outside", "--weights", weights, "--data", outside_folder, "--part", "train", "--scans-only",
@@ -265,6 +272,13 @@ def test_the_comparison_of_attempts_refuses_a_folder_without_a_report_and_mixed_
 def test_the_reliability_command_asks_for_the_data_of_weights_that_record_none(tiny_baseline, tmp_path, capsys):
     from training.reliability import main
     assert main(["--weights", str(tiny_baseline), "--out", str(tmp_path / "r"), "--cache-dir", ""]) == 2
+    stderr = capsys.readouterr().err
+    assert "pass --data with the dataset they were trained on" in stderr and stderr.count("\n") == 1
+
+
+def test_the_mirror_chooser_asks_for_the_data_of_weights_that_record_none(tiny_baseline, capsys):
+    from training.choose_mirror import main
+    assert main(["--weights", str(tiny_baseline), "--cache-dir", ""]) == 2
     stderr = capsys.readouterr().err
     assert "pass --data with the dataset they were trained on" in stderr and stderr.count("\n") == 1
 

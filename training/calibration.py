@@ -7,6 +7,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from brain_tumor.config import ModelConfig
+from brain_tumor.models import logits_of
 from brain_tumor.ood import fit_bounds, input_scores
 from brain_tumor.preprocess import normalize
 
@@ -65,24 +66,28 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def ood_scores(model: torch.nn.Module, config: ModelConfig, images: torch.Tensor, device="cpu", batch_size: int = 32) -> list[dict[str, float]]:
-    """The out-of-distribution features (brain_tumor.ood) of N×3×S×S uint8 images."""
+def ood_scores(model: torch.nn.Module, config: ModelConfig, images: torch.Tensor, device="cpu", batch_size: int = 32,
+               logits: torch.Tensor | None = None) -> list[dict[str, float]]:
+    """The out-of-distribution features (brain_tumor.ood) of N×3×S×S uint8 images; their logits as the classifier
+    computes them, or `logits` where those are known already."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         batch = normalize(images[start:start + batch_size], config.mean, config.std).to(device)
-        out += input_scores(batch, model(batch), config.mean, config.std)
+        given = logits[start:start + batch_size] if logits is not None else logits_of(model, batch, config.mirror_average)
+        out += input_scores(batch, given, config.mean, config.std)
     return out
 
 
-def ood_section(model: torch.nn.Module, config: ModelConfig, val_images: torch.Tensor, device="cpu", quantile: float = OOD_QUANTILE) -> dict:
-    """The config's "ood" entry: bounds fitted on the validation images of the run."""
+def ood_section(model: torch.nn.Module, config: ModelConfig, val_images: torch.Tensor, device="cpu", quantile: float = OOD_QUANTILE,
+                logits: torch.Tensor | None = None) -> dict:
+    """The config's "ood" entry: bounds fitted on the validation images of the run (and their `logits`, if known)."""
     if len(val_images) == 0:
         from brain_tumor.errors import UsageError
 
         raise UsageError("This run held out no validation images, so the out-of-distribution bounds cannot be fitted; "
                          "train with --val-fraction above 0 or --val-data.")
-    bounds = fit_bounds(ood_scores(model, config, val_images, device), quantile)
+    bounds = fit_bounds(ood_scores(model, config, val_images, device, logits=logits), quantile)
     return {"bounds": bounds, "quantile": quantile, "fitted_on": f"validation split held out by training.fit (n={len(val_images)})"}
 
 

@@ -26,7 +26,7 @@ from brain_tumor.errors import UserError
 from brain_tumor.preprocess import resize_image
 from brain_tumor.volumes import Volume, read_nifti, volume_of_slices
 from training import twins
-from training.data import Split, cached_images, load_run_data
+from training.data import RunData, Split, cached_images, load_run_data
 
 SPLIT_FILE = Path(__file__).with_name("splits") / "outside.json"
 PARTS = ("train", "val", "eval")
@@ -268,6 +268,18 @@ def add_to_run(data, root: str | Path, side: int, clahe: bool, cache_dir: Path |
     masks = torch.from_numpy(np.stack([tumour_mask(s, side) for s in train]).astype(np.uint8)) if train else torch.zeros(0, side, side)
     has = torch.tensor([s.collection == "tcga-lgg" or s.label == "notumor" for s in train], dtype=torch.bool)
     return OutsideRun(cells, masks, has, notes)
+
+
+def validation_groups(data: RunData, root: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The collection of every validation image, and its subject's fold for two-fold cross-fitting (0 or 1, by a hash
+    of the subject; Kaggle's images each their own subject). The outside validation slices follow Kaggle's, in the
+    order add_to_run appends them."""
+    added = training_slices(root, "val") if root else []
+    kaggle = len(data.val) - len(added)
+    groups = ["kaggle"] * kaggle + [s.collection for s in added]
+    subjects = [str(p) for p in data.val.paths[:kaggle]] + [f"{s.collection}/{s.subject}" for s in added]
+    folds = [int(hashlib.sha256(s.encode()).hexdigest(), 16) % 2 for s in subjects]
+    return np.array(groups), np.array(folds)
 
 
 def load_judged_data(recipe, outside_root: str | Path | None, side: int, clahe: bool, cache_dir: Path | None,

@@ -80,3 +80,16 @@ def record_outside_metrics(folder: Path, metrics: dict) -> None:
 def record_scan_rule(folder: Path, entry: dict) -> None:
     """Make `entry` (training.choose_scan_rule's choice) the weights' whole-scan rule."""
     _update(folder, lambda config: setattr(config, "scan_rule", entry))
+
+
+def record_mirror(folder: Path, on: bool, temperature: float, validation: dict, ood: dict, compared: dict) -> None:
+    """Store training.choose_mirror's choice: mirror_average, with the temperature, validation figures and
+    out-of-distribution bounds fitted on validation for it; `compared`: the validation figures of both ways."""
+
+    def change(config: ModelConfig) -> None:
+        config.mirror_average, config.temperature = on, temperature
+        config.metrics["validation"], config.metrics["mirror_average"] = validation, compared
+        if ood:
+            config.ood = ood
+
+    _update(folder, change)

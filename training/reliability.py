@@ -14,7 +14,6 @@ nothing in the weights folder.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -76,16 +75,6 @@ def cross_fitted(kind: str, logits: torch.Tensor, labels: torch.Tensor, groups: 
     return probs
 
 
-def validation_groups(data, root: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The collection and the subject of every validation image (Kaggle's images each their own subject)."""
-    added = outside.training_slices(root, "val") if root else []
-    kaggle = len(data.val) - len(added)
-    groups = ["kaggle"] * kaggle + [s.collection for s in added]
-    subjects = [str(p) for p in data.val.paths[:kaggle]] + [f"{s.collection}/{s.subject}" for s in added]
-    folds = [int(hashlib.sha256(s.encode()).hexdigest(), 16) % 2 for s in subjects]
-    return np.array(groups), np.array(folds)
-
-
 def measure(args: argparse.Namespace) -> dict:
     classifier = Classifier.from_pretrained(Path(args.weights), backend="torch")
     model, config = classifier.model, classifier.config
@@ -96,7 +85,7 @@ def measure(args: argparse.Namespace) -> dict:
     if data.val is None or not len(data.val):
         raise UsageError(f"{args.weights} was trained without a validation split, so there is nothing to measure its "
                          "calibration on; train with --val-fraction above 0 or --val-data.")
-    groups, folds = validation_groups(data, root)
+    groups, folds = outside.validation_groups(data, root)
     labels = torch.from_numpy(data.val.labels).long()
     logits = predict_logits(model, data.val_images, config, progress=True)
     present = [g for g in COLLECTIONS if (groups == g).any()]

@@ -13,7 +13,7 @@ from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
 
 from brain_tumor.config import ModelConfig
-from brain_tumor.models import get_architecture
+from brain_tumor.models import get_architecture, logits_of
 from brain_tumor.preprocess import normalize
 from training import twins
 from training.attention import BoxData, class_activation, localisation_scores
@@ -26,7 +26,8 @@ from training.metrics import classification_metrics
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, config: ModelConfig, device: torch.device | str = "cpu",
                    batch_size: int = 64, use_amp: bool = False, progress: bool = False) -> torch.Tensor:
-    """float32 logits, on the CPU, for N×3×S×S uint8 images: no augmentation, the model in eval mode."""
+    """float32 logits, on the CPU, for N×3×S×S uint8 images: the model in eval mode, no augmentation but the mirror
+    average where the config asks for it."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -37,7 +38,7 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, config: ModelCo
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out.append(model(x).float().cpu())
+            out.append(logits_of(model, x, config.mirror_average).float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, len(config.classes))
 
