@@ -102,6 +102,7 @@ def main(args: argparse.Namespace) -> int:
     folders = [weights_folder(path) for path in args.members]
     loaded = [load_model(folder) for folder in folders]
     model, config = loaded[0]
+    config.mirror_average = False  # new weights, judged on one view like a run's; training.choose_mirror decides again
     recipe = split_recipe_of(config, args.data)
     for folder, (_, other) in zip(folders[1:], loaded[1:]):
         if other.architecture != config.architecture:

@@ -198,5 +198,20 @@ PY
   python -m training.choose_mirror --weights "$runs/outside-o22" --data "$data" --outside "$outside" --write
 }
 
+# O23 and O24 (CPU; declared after O22 was judged and shipped, before O23 ran): a sibling of O20 to mix with it, as model
+#    soups mix runs fine-tuned from one start (Wortsman et al., ICML 2022). O23 is O20's recipe from the same start (O15,
+#    from commit 23105be) with another training seed; O24 mixes it with O20's run weights (O20 alone first, then 0.5,0.5),
+#    each mix's batch-norm statistics estimated again; whichever of O23 and O24 is best on validation, if it beats O20's
+#    one view (0.8942), then goes through training.choose_mirror and is judged against O22's 0.8978.
+outside_o23() {
+  [ -d "$runs/o15/weights/resnet50_outside" ] || { mkdir -p "$runs/o15"; git archive 23105be weights/resnet50_outside | tar -x -C "$runs/o15"; }
+  MAX_MINUTES=0 outside_g --init "$runs/o15/weights/resnet50_outside" --weights-dtype float32 --lr 3e-5 --epochs 2 \
+    --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 3 --out "$runs/outside-o23"
+}
+outside_o24() {
+  python -m training.soup "$runs/outside-o20" "$runs/outside-o23" --data "$data" --outside "$outside" --mix 1,0 0.5,0.5 \
+    --reset-bn 2000 --out "$runs/outside-o24"
+}
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
