@@ -143,10 +143,13 @@ class Classifier:
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw logits of normalised N×3×S×S inputs, from the backend chosen at load time (each image's averaged with its
         mirror image's where the config says so)."""
+        return logits_of(self._one_view, batch, self.config.mirror_average)
+
+    def _one_view(self, batch: torch.Tensor) -> torch.Tensor:
         if self._onnx is not None:
-            return logits_of(self._onnx.logits, batch, self.config.mirror_average)
+            return self._onnx.logits(batch)
         with torch.inference_mode():
-            return logits_of(self.model, batch.to(self.device), self.config.mirror_average)
+            return self.model(batch.to(self.device))
 
     def predict_batch(self, images: Sequence[ImageSource]) -> list[Prediction]:
         if not len(images):
@@ -180,17 +183,21 @@ class Classifier:
         picture = load_image(image)
         batch = self._batch([picture])
         targets = None if target is None else [self.classes.index(target)]
-        averaged = self.logits(batch) if self.config.mirror_average else None  # the map's own pass sees one view
-        if targets is None and averaged is not None:
-            targets = [int(averaged[0].argmax())]
         if self._onnx is not None and self.explanation_start(layers) == self._onnx.cut:
             # onnxruntime runs the network below the cut; PyTorch only the stages above it, with gradients.
             start, inputs = self._onnx.cut, self._onnx.activations(batch)
         else:
             start, inputs = None, batch
-        maps, logits = class_activation_maps(self.model, self.config.architecture, inputs, targets, method, layers, start=start,
-                                             size=tuple(batch.shape[-2:]))
-        prediction = self._to_predictions(batch, logits if averaged is None else averaged)[0]
+        def explained(classes):
+            return class_activation_maps(self.model, self.config.architecture, inputs, classes, method, layers, start=start,
+                                         size=tuple(batch.shape[-2:]))
+
+        maps, logits = explained(targets)
+        if self.config.mirror_average:  # the map's pass saw one view; the answer is both views'
+            one_view, logits = logits, (logits + self._one_view(batch.flip(-1)).to(logits.device)) / 2
+            if targets is None and int(logits[0].argmax()) != int(one_view[0].argmax()):
+                maps, _ = explained([int(logits[0].argmax())])  # the map of the class the answer names
+        prediction = self._to_predictions(batch, logits)[0]
         heatmap = cv2.resize(maps[0], picture.size, interpolation=cv2.INTER_LINEAR)
         return Explanation(target=target or prediction.label, heatmap=np.clip(heatmap, 0.0, 1.0), image=picture,
                            prediction=prediction, method=method, layer="+".join(layers))

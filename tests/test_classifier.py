@@ -52,6 +52,13 @@ def test_the_mirror_average_is_the_mean_of_both_views_wherever_logits_are_made(t
     explained, predicted = both.explain(EXAMPLES[0]), both.predict(EXAMPLES[0])
     assert explained.prediction.probabilities == pytest.approx(predicted.probabilities, abs=1e-5)  # the page's answer is predict's
     assert explained.target == predicted.label
+    # Where the mirror image turns the answer (here forced: a large score for pituitary in every pass but the map's own),
+    # the map is drawn again for the class the answer names.
+    one_view = both._one_view
+    both._one_view = lambda batch: one_view(batch) + torch.tensor([0.0, 0.0, 0.0, 50.0])
+    turned = both.explain(EXAMPLES[0])
+    assert turned.target == turned.prediction.label == both.predict(EXAMPLES[0]).label == "pituitary" != predicted.label
+    np.testing.assert_allclose(turned.heatmap, both.explain(EXAMPLES[0], target="pituitary").heatmap)
 
 
 def test_gradcam_heatmap_shape_range_and_target(shipped_resnet):
