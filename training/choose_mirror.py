@@ -22,11 +22,11 @@ import torch
 from brain_tumor.classifier import Classifier
 from brain_tumor.errors import UsageError, exit_status
 from training import outside
-from training.calibration import OOD_QUANTILE, fit_temperature, ood_section
+from training.calibration import OOD_QUANTILE, ood_section
 from training.data import DEFAULT_CACHE, cache_folder, split_recipe_of
 from training.metrics import classification_metrics
 from training.records import record_mirror, weights_folder
-from training.report import predict_logits
+from training.report import calibrated_validation, predict_logits
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -67,9 +67,7 @@ def choose(args: argparse.Namespace) -> None:
     print(f"macro-F1: one view {f1[0]:.4f}, both {f1[1]:.4f}: {'average the mirror image in' if on else 'one view'}")
     if args.write:
         chosen, config.mirror_average = (both if on else one), on
-        temperature = fit_temperature(chosen, torch.from_numpy(labels))
-        validation = classification_metrics(torch.softmax(chosen / temperature, 1).numpy(), labels)
-        validation["ece_before_temperature"] = classification_metrics(torch.softmax(chosen, 1).numpy(), labels)["ece"]
+        temperature, validation = calibrated_validation(chosen, labels)
         ood = (ood_section(model, config, data.val_images, quantile=config.ood.get("quantile", OOD_QUANTILE), logits=chosen)
                if config.ood else {})
         record_mirror(folder, on, temperature, validation, ood, compared)

@@ -153,6 +153,14 @@ class Validation:
         self.box_labels, self.boxes, self.box_new = boxes.val_labels, boxes.val_boxes, boxes.val_new
 
 
+def calibrated_validation(logits: torch.Tensor, labels: np.ndarray) -> tuple[float, dict]:
+    """The temperature fitted on validation logits, and the validation figures at it (with the ECE before it)."""
+    temperature = fit_temperature(logits, torch.from_numpy(labels))
+    figures = classification_metrics(torch.softmax(logits / temperature, 1).numpy(), labels)
+    figures["ece_before_temperature"] = classification_metrics(torch.softmax(logits, 1).numpy(), labels)["ece"]
+    return temperature, figures
+
+
 def final_report(model, config: ModelConfig, data: RunData, device, batch_size: int, use_amp: bool, reference: torch.Tensor,
                  twin_threshold: float, say=print) -> dict:
     """Fit the temperature and the out-of-distribution bounds on validation; measure validation and Testing
@@ -160,11 +168,9 @@ def final_report(model, config: ModelConfig, data: RunData, device, batch_size: 
     metrics: dict = {}
     if data.val is not None and len(data.val):
         logits = predict_logits(model, data.val_images, config, device, batch_size, use_amp)
-        config.temperature = fit_temperature(logits, torch.from_numpy(data.val.labels))
-        before = classification_metrics(torch.softmax(logits, 1).numpy(), data.val.labels)["ece"]
-        metrics["validation"] = classification_metrics(torch.softmax(logits / config.temperature, 1).numpy(), data.val.labels)
-        metrics["validation"]["ece_before_temperature"] = before
-        say(f"temperature {config.temperature:.3f}: validation ECE {before:.4f} -> {metrics['validation']['ece']:.4f}")
+        config.temperature, metrics["validation"] = calibrated_validation(logits, data.val.labels)
+        say(f"temperature {config.temperature:.3f}: validation ECE {metrics['validation']['ece_before_temperature']:.4f} -> "
+            f"{metrics['validation']['ece']:.4f}")
         config.ood = ood_section(model, config, data.val_images, device)
     if data.test is not None:
         logits = predict_logits(model, data.test_images, config, device, batch_size, use_amp)
