@@ -213,5 +213,17 @@ outside_o24() {
     --reset-bn 2000 --out "$runs/outside-o24"
 }
 
+# O25 (CPU; declared in the twelfth session while O23's final report and O24's mixes ran, before either result was known):
+#    O20's one gain came from a short continuation without label smoothing, the teacher on; O25 asks whether that step
+#    repeats: O20's kept run weights (the shipped O22 less its mirror averaging) trained on one epoch of 3,600 draws,
+#    AdamW 3e-5 with a tenth of an epoch of warm-up, cosine over that one epoch (about the learning rate O20's first epoch
+#    saw), training seed 4, each validation on clean batch-norm statistics. Chosen on validation macro-F1 against the best
+#    one view so far (O20's 0.8942, or O24's if it beats it); a winner goes through training.choose_mirror and is judged
+#    against O22's 0.8978.
+outside_o25() {
+  MAX_MINUTES=0 outside_g --init "$runs/outside-o20/weights" --weights-dtype float32 --lr 3e-5 --epochs 1 \
+    --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 4 --out "$runs/outside-o25"
+}
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
