@@ -3,6 +3,7 @@ the outside benchmark and the scan rule chosen on them (a generated folder that 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,6 +180,7 @@ def test_training_on_the_outside_collections_and_the_benchmark_that_judges_them(
                       "--backend", "torch", "--write-config")
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["part"] == "eval" and metrics["slices"]["tcga-lgg/post"]["tumour_found"]["n"] == len(TUMOUR)
+    assert sum(e["n"] for e in metrics["slices"]["tcga-lgg/post"]["found_by_size"].values()) == len(TUMOUR)
     assert metrics["scans"]["nichart/all"]["no_tumour_summary"]["n"] == 2 and metrics["scans"]["tcga-lgg/all"]["tumour_summary"]["n"] == 3
     assert metrics["pointing_game"]["flair"]["n"] == 2 and (report / "outside.png").stat().st_size > 10_000
     assert "TCGA-LGG tumour slices found" in done.stdout and "| TCGA-LGG post |" in (report / "summary.md").read_text()
@@ -258,6 +260,28 @@ def test_an_epoch_size_without_balanced_sampling_is_refused_in_one_sentence(kagg
     failed = run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--epoch-size", "64",
                         "--out", tmp_path / "run", "--epochs", "1", "--image-size", "32", "--cache-dir", "", expect=2)
     assert "pass --balance collections" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_tumour_slices_found_are_counted_by_the_share_of_the_slice_their_mask_covers(outside_folder):
+    from training.evaluate_outside import SIZE_BINS, measure, summary_markdown
+
+    item = next(s for s in outside.all_slices(Path(outside_folder)) if s.label == "glioma")
+    mask = np.asarray(Image.open(item.mask).convert("L")) > 127
+    assert outside.tumour_share(item) == pytest.approx(mask.mean()) and 0 < outside.tumour_share(item) < 1
+
+    def row(sequence, share, predicted):
+        return {"collection": "tcga-lgg", "sequence": sequence, "label": "glioma", "edge": 0, "tumour_share": share,
+                "predicted": predicted, "ood": 0}
+
+    rows = [row("flair", 0.004, "notumor"), row("flair", 0.005, "glioma"), row("flair", 0.01, "glioma"),
+            row("flair", 0.08, "notumor"), row("pre", 0.08, "meningioma")]
+    metrics = measure(rows, [], {})
+    flair = metrics["slices"]["tcga-lgg/flair"]["found_by_size"]
+    assert list(flair) == [name for _, _, name in SIZE_BINS]
+    assert [(e["n"], e["share"]) for e in flair.values()][:2] == [(2, 0.5), (1, 1.0)] and flair["2.5-5%"]["n"] == 0
+    assert flair["5% or more"]["share"] == 0 and metrics["slices"]["tcga-lgg/pre"]["found_by_size"]["5% or more"]["share"] == 1
+    metrics["scan_rule"] = "a rule"
+    assert "| flair | 50.0% [" in summary_markdown(metrics, "w", "eval") and "| – | 0.0% [" in summary_markdown(metrics, "w", "eval")
 
 
 def test_the_comparison_of_attempts_refuses_a_folder_without_a_report_and_mixed_parts(tmp_path):

@@ -5,10 +5,10 @@ Per collection and sequence: the share of tumour slices where a tumour is found 
 with the right class, the share of healthy slices answered "no tumour", and the share flagged out of distribution, each
 with a 95% Wilson interval. Per scan: each TCGA-LGG patient's stack (every sequence, slices in order) and each NiChart
 volume through brain_tumor.scan.classify_scan, with the share of right summaries. The heatmap's pointing game on
-TCGA-LGG tumour slices (its peak inside the tumour mask). Writes slices.csv (every slice's probabilities, for
-training.choose_scan_rule), scans.csv, metrics.json, summary.md and outside.png; --write-config stores the figures in
-the weights folder's config.json and model card. The part is one of the split's (training/splits/outside.json): the
-evaluation part reports; the train part is what a scan rule is chosen on.
+TCGA-LGG tumour slices (its peak inside the tumour mask), and the tumour slices found by the tumour's size. Writes
+slices.csv (every slice's probabilities, for training.choose_scan_rule), scans.csv, metrics.json, summary.md and
+outside.png; --write-config stores the figures in the weights folder's config.json and model card. The part is one of
+the split's (training/splits/outside.json): the evaluation part reports; the train part is what a scan rule is chosen on.
 """
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ from training import outside
 from training.records import weights_folder
 
 PROBABILITY_COLUMNS = [f"p_{c}" for c in CLASSES]
+# Tumour slices grouped by the share of the slice their mask covers (the evaluation part's quartiles are near 1%, 2.8% and
+# 4.5%): fixed edges, so that reports of different models compare.
+SIZE_BINS = ((0.0, 0.01, "under 1%"), (0.01, 0.025, "1-2.5%"), (0.025, 0.05, "2.5-5%"), (0.05, 1.01, "5% or more"))
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -74,6 +77,7 @@ def _subjects(items: list[outside.OutsideSlice], limit: int | None) -> list[str]
 def _row(item: outside.OutsideSlice, prediction, head_share: float) -> dict:
     return {"collection": item.collection, "subject": item.subject, "sequence": item.sequence, "index": item.index,
             "label": item.label, "edge": int(item.edge), "head_share": round(head_share, 4),
+            "tumour_share": round(outside.tumour_share(item), 5),
             "predicted": prediction.label, "ood": int(prediction.out_of_distribution),
             **{f"p_{c}": round(prediction.probabilities[c], 5) for c in CLASSES}}
 
@@ -157,6 +161,8 @@ def measure(slice_rows: list[dict], scan_rows: list[dict], points: dict) -> dict
             "tumour_found": share(r["predicted"] != "notumor" for r in tumour),
             "named_glioma": share(r["predicted"] == "glioma" for r in tumour),
             "tumour_slices_flagged_ood": share(r["ood"] for r in tumour),
+            "found_by_size": {name: share(r["predicted"] != "notumor" for r in tumour if low <= r["tumour_share"] < high)
+                              for low, high, name in SIZE_BINS},
             "tumour_free_slices_no_tumour": share(r["predicted"] == "notumor" for r in healthy),
         }
     slices["oasis/T1"] = {"no_tumour": share(r["predicted"] == "notumor" for r in rows("oasis")),
@@ -201,6 +207,11 @@ def summary_markdown(metrics: dict, weights: str, part: str) -> str:
                      f"{_pct(e['tumour_free_slices_no_tumour'])} (tumour-free slices) | {_pct(e['tumour_slices_flagged_ood'])} (tumour slices) |")
     for key, name in (("oasis/T1", "OASIS T1"), ("nichart/T1", "NiChart T1"), ("nichart/FL", "NiChart FLAIR")):
         lines.append(f"| {name} | – | – | {_pct(s[key]['no_tumour'])} | {_pct(s[key]['flagged_ood'])} |")
+    lines += ["", "| TCGA-LGG tumour found, by the tumour's size (its mask's share of the slice) | "
+              + " | ".join(name for _, _, name in SIZE_BINS) + " |", "| --- |" + " --- |" * len(SIZE_BINS)]
+    for sequence in outside.TCGA_SEQUENCES:
+        bins = s[f"tcga-lgg/{sequence}"]["found_by_size"]
+        lines.append(f"| {sequence} | " + " | ".join(_pct(bins[name]) for _, _, name in SIZE_BINS) + " |")
     lines += ["", "| whole scans | right summary |", "| --- | --- |"]
     for sequence in outside.TCGA_SEQUENCES:
         e = c[f"tcga-lgg/{sequence}"]

@@ -166,6 +166,13 @@ def tumour_mask(item: OutsideSlice, shape: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.open(item.mask).convert("L").resize((width, height), Image.NEAREST)) > 127
 
 
+def tumour_share(item: OutsideSlice) -> float:
+    """The share of the slice its tumour mask covers, at the mask's own size (0 for a slice without a mask)."""
+    if item.mask is None:
+        return 0.0
+    return float((np.asarray(Image.open(item.mask).convert("L")) > 127).mean())
+
+
 def decode(items: list[OutsideSlice], side: int, clahe: bool = False, cache_dir: Path | None = None, desc: str = "outside") -> torch.Tensor:
     """N×3×side×side uint8 images of the slices (kept under cache_dir, keyed by the slices and size)."""
     def read() -> np.ndarray:
