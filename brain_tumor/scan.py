@@ -33,7 +33,8 @@ UNCHECKED = ("Not validated on whole scans: this summary rule has not been check
 class ScanRule:
     """When a scan's summary names a tumour: `min_run` neighbouring slices that each count, a slice counting when it is in
     distribution, not at the edge of the head (its head area at least `edge_share` of the scan's largest), and its tumour
-    probability (1 − no tumour) at least `level`."""
+    probability (1 − no tumour) at least `level`. A slice that repeats the one before it (Volume.repeats) is the same
+    acquired slice and does not lengthen a run."""
     level: float = 0.5
     min_run: int = 3
     edge_share: float = 0.0
@@ -49,7 +50,8 @@ class ScanRule:
         edge = (f", with a head area at least {self.edge_share:.0%} of the scan's largest (not at its edge)"
                 if self.edge_share else "")
         return (f"A tumour class is named when at least {self.min_run} neighbouring in-distribution slices{edge} each have a "
-                f"tumour probability (1 − no tumour) of at least {self.level:.0%}; the class is the tumour class with the highest "
+                f"tumour probability (1 − no tumour) of at least {self.level:.0%}, a slice that repeats the one before it "
+                "counted once; the class is the tumour class with the highest "
                 "mean probability over the longest such run. Otherwise the summary is no tumour.")
 
     @property
@@ -64,10 +66,13 @@ class ScanRule:
         return [p is not None and not p.out_of_distribution and area >= self.edge_share * largest
                 and 1.0 - p.probabilities["notumor"] >= self.level for p, area in zip(predictions, head_area)]
 
-    def summarise(self, predictions: Sequence[Prediction | None], head_area: Sequence[float]) -> tuple[str, tuple[int, int] | None]:
-        """(label, run): the tumour class and the run of slices that named it, or ("notumor", None)."""
-        run = _longest_run(self.counting(predictions, head_area))
-        if run is None or run[1] - run[0] + 1 < self.min_run:
+    def summarise(self, predictions: Sequence[Prediction | None], head_area: Sequence[float],
+                  repeats: Sequence[bool] | None = None) -> tuple[str, tuple[int, int] | None]:
+        """(label, run): the tumour class and the run of slices that named it, or ("notumor", None). `repeats[i]`: slice
+        i copies slice i − 1 (Volume.repeats; none when not given)."""
+        repeats = list(repeats) if repeats is not None else [False] * len(predictions)
+        run = _longest_run(self.counting(predictions, head_area), repeats)
+        if run is None or distinct(run, repeats) < self.min_run:
             return "notumor", None
         means = {c: float(np.mean([predictions[i].probabilities[c] for i in range(run[0], run[1] + 1)])) for c in CLASSES if c != "notumor"}
         return max(means, key=means.get), run
@@ -111,7 +116,9 @@ class ScanResult:
             return (f"{DISPLAY_NAMES[self.label]}: no run of {self.rule.min_run} neighbouring slices reached a {self.rule.level:.0%} "
                     "tumour probability.")
         first, last = self.run
-        return (f"{DISPLAY_NAMES[self.label]}: slices {first}–{last} ({last - first + 1} slices) have a tumour probability of "
+        acquired = distinct(self.run, self.volume.repeats)
+        count = f"{last - first + 1} slices" + (f", {acquired} distinct" if acquired < last - first + 1 else "")
+        return (f"{DISPLAY_NAMES[self.label]}: slices {first}–{last} ({count}) have a tumour probability of "
                 f"{self.rule.level:.0%} or more; key slice {self.key_slice}.")
 
     def rows(self) -> list[dict]:
@@ -159,13 +166,19 @@ def read_one_scan(source: str | os.PathLike | Sequence[str | os.PathLike], plane
     return scans[0].volume
 
 
-def _longest_run(flags: list[bool]) -> tuple[int, int] | None:
+def distinct(run: tuple[int, int], repeats: Sequence[bool]) -> int:
+    """How many acquired slices a run of slices holds: its first, and each after it that is not a copy of the one before."""
+    return 1 + sum(not repeats[i] for i in range(run[0] + 1, run[1] + 1))
+
+
+def _longest_run(flags: list[bool], repeats: Sequence[bool]) -> tuple[int, int] | None:
+    """The run of flagged neighbours holding the most acquired slices (the first such run on a tie)."""
     best, start = None, None
     for i, flag in enumerate(flags + [False]):
         if flag and start is None:
             start = i
         elif not flag and start is not None:
-            if best is None or i - start > best[1] - best[0] + 1:
+            if best is None or distinct((start, i - 1), repeats) > distinct(best, repeats):
                 best = (start, i - 1)
             start = None
     return best
@@ -178,7 +191,8 @@ def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Seq
     scan: a Volume, or a NIfTI file, a DICOM series' folder or .zip, or its files (read by brain_tumor.uploads; cut
     along `plane` when it is a NIfTI volume). A source holding several scans raises a UsageError naming them."""
     volume = scan if isinstance(scan, Volume) else read_one_scan(scan, plane)
-    todo = [i for i, outside in enumerate(volume.outside_head) if not outside]
+    repeats = volume.repeats
+    todo = [i for i, outside in enumerate(volume.outside_head) if not outside and not repeats[i]]
     predictions: list[Prediction | None] = [None] * len(volume)
     for begin in range(0, len(todo), BATCH):
         chunk = todo[begin:begin + BATCH]
@@ -187,9 +201,12 @@ def classify_scan(classifier: Classifier, scan: Volume | str | os.PathLike | Seq
             predictions[i] = prediction
         if progress:
             progress(min(begin + BATCH, len(todo)), len(todo))
+    for i, copy in enumerate(repeats):  # a copy of the slice before it gets that slice's answer
+        if copy and not volume.outside_head[i]:
+            predictions[i] = predictions[i - 1]
     rule = ScanRule.of(classifier.config)
     areas = volume.head_area  # computed from every slice: once
-    label, run = rule.summarise(predictions, areas)
+    label, run = rule.summarise(predictions, areas, repeats)
     key = key_slice(predictions, areas, rule, run)
     explanation = classifier.explain(volume.picture(key))
     return ScanResult(volume, predictions, key, explanation, label, run, classifier.version, rule)

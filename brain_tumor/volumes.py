@@ -49,6 +49,12 @@ class Volume:
         """Each slice's share of pixels inside the head (above the head level): small at the vertex and the skull base."""
         return [float((s > 255 * HEAD_LEVEL).mean()) for s in self.slices]
 
+    @property
+    def repeats(self) -> list[bool]:
+        """Whether each slice is an exact copy of the one before: a thick acquisition resampled to a finer grid repeats
+        each acquired slice, and a copy adds no evidence of its own."""
+        return [i > 0 and np.array_equal(s, self.slices[i - 1]) for i, s in enumerate(self.slices)]
+
     def picture(self, index: int):
         """Slice `index` as the RGB PIL image the classifier reads."""
         from PIL import Image
@@ -94,7 +100,12 @@ def volume_of_slices(name: str, kind: str, plane: str, slices: list[np.ndarray],
     outside = [_outside_head(s) for s in slices]
     if all(outside):
         raise InvalidImageError(f"{name} looks empty: none of its {len(slices)} slices shows a head.")
-    return Volume(name, kind, plane, slices, outside, list(notes or []))
+    volume = Volume(name, kind, plane, slices, outside, list(notes or []))
+    copies = sum(copy and not out for copy, out in zip(volume.repeats, outside))
+    if copies:
+        volume.notes.append(f"{copies} of its {len(slices) - sum(outside)} slices inside the head repeat the slice before them "
+                            "(a thicker acquisition resampled); each is scored once, and a run of tumour-like slices counts it once.")
+    return volume
 
 
 # ---- NIfTI

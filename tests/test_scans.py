@@ -231,6 +231,37 @@ def test_the_scan_rule_counts_neither_edge_nor_out_of_distribution_slices():
     assert ScanRule(level=0.95).summarise(whole, areas) == ("notumor", None)
 
 
+def test_a_slice_repeated_by_resampling_is_one_slice_of_evidence():
+    rule = ScanRule(level=0.6, min_run=2)
+    areas = [0.6] * 7
+    # one acquired slice, tumour-like, copied twice by a resampling to a finer grid: not a run of two
+    one = [_slice(0.1), _slice(0.9), _slice(0.9), _slice(0.9), _slice(0.1), _slice(0.1), _slice(0.1)]
+    repeats = [False, False, True, True, False, True, True]
+    assert rule.summarise(one, areas, repeats) == ("notumor", None)
+    assert rule.summarise(one, areas) == ("glioma", (1, 3))  # the same slices, each acquired: a run
+    # the run with more acquired slices wins over a longer run of copies
+    two = [_slice(0.9), _slice(0.9), _slice(0.9), _slice(0.1), _slice(0.9), _slice(0.9), _slice(0.1)]
+    assert rule.summarise(two, areas, [False, True, True, False, False, False, False]) == ("glioma", (4, 5))
+
+
+def test_a_resampled_volume_scores_each_acquired_slice_once_and_says_so(tiny, monkeypatch):
+    from brain_tumor.volumes import volume_of_slices
+
+    acquired = [v.slices[i] for v in [read_nifti(mni_template().read_bytes(), "mni.nii.gz")] for i in range(60, 140, 10)]
+    volume = volume_of_slices("thick.nii.gz", "NIfTI volume", "axial", [s for s in acquired for _ in range(3)])
+    assert sum(volume.repeats) == 2 * len(acquired) and any("16 of its 24 slices inside the head repeat" in n for n in volume.notes)
+    pictures = []
+    scoring = tiny.predict_batch
+    monkeypatch.setattr(tiny, "predict_batch", lambda batch: pictures.extend(batch) or scoring(batch))
+    monkeypatch.setattr(tiny.config, "scan_rule", {"level": 0.0, "min_run": 8})  # every slice counts: one run of them all
+    result = classify_scan(tiny, volume)
+    assert len(pictures) == len(acquired) and all(p is not None for p in result.predictions)
+    assert all(result.predictions[i] is result.predictions[i - 1] for i in range(len(volume)) if volume.repeats[i])
+    assert result.run == (0, 23) and "(24 slices, 8 distinct)" in result.summary
+    monkeypatch.setattr(tiny.config, "scan_rule", {"level": 0.0, "min_run": 9})
+    assert classify_scan(tiny, volume).label == "notumor"  # 24 slices, but only 8 acquired
+
+
 def test_the_scan_rule_travels_with_the_weights_and_says_what_it_scored(tiny):
     import copy
 

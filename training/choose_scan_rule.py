@@ -40,13 +40,17 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def read_scans(folder: Path) -> list[dict]:
-    """Each scan of the scores as {"collection", "truth", "predictions", "head_area"} in slice order (a gap: not scored)."""
+    """Each scan of the scores as {"collection", "truth", "predictions", "head_area", "repeats"} in slice order (a gap:
+    not scored)."""
     path = folder / "slices.csv"
     if not path.is_file():
         raise UsageError(f"{folder} has no slices.csv; run python -m training.evaluate_outside --part train --out {folder} first.")
     grouped: dict[tuple, list[dict]] = {}
     with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        if "repeat" not in (reader.fieldnames or []):
+            raise UsageError(f"{path} has no repeat column (an older training.evaluate_outside wrote it); score the train part again.")
+        for row in reader:
             if row["collection"] in ("tcga-lgg", "nichart"):
                 grouped.setdefault((row["collection"], row["subject"], row["sequence"]), []).append(row)
     scans = []
@@ -57,8 +61,10 @@ def read_scans(folder: Path) -> list[dict]:
                        Prediction(by_index[i]["predicted"], {c: float(by_index[i][f"p_{c}"]) for c in CLASSES},
                                   ("recorded",) if by_index[i]["ood"] == "1" else ()) for i in span]
         area = [float(by_index[i]["head_share"]) if i in by_index else 0.0 for i in span]
+        repeats = [i in by_index and by_index[i]["repeat"] == "1" for i in span]
         truth = "glioma" if any(r["label"] == "glioma" for r in rows) else "notumor"
-        scans.append({"collection": collection, "truth": truth, "predictions": predictions, "head_area": area})
+        scans.append({"collection": collection, "truth": truth, "predictions": predictions, "head_area": area,
+                      "repeats": repeats})
     return scans
 
 
@@ -66,8 +72,8 @@ def score(rule: ScanRule, scans: list[dict]) -> tuple[int, int, int, int]:
     """(healthy volumes called healthy, healthy volumes, tumour stacks found, tumour stacks)."""
     healthy = [s for s in scans if s["truth"] == "notumor" and s["collection"] == "nichart"]
     tumour = [s for s in scans if s["truth"] == "glioma"]
-    passed = sum(rule.summarise(s["predictions"], s["head_area"])[0] == "notumor" for s in healthy)
-    found = sum(rule.summarise(s["predictions"], s["head_area"])[0] != "notumor" for s in tumour)
+    passed = sum(rule.summarise(s["predictions"], s["head_area"], s["repeats"])[0] == "notumor" for s in healthy)
+    found = sum(rule.summarise(s["predictions"], s["head_area"], s["repeats"])[0] != "notumor" for s in tumour)
     return passed, len(healthy), found, len(tumour)
 
 

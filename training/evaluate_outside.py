@@ -74,9 +74,9 @@ def _subjects(items: list[outside.OutsideSlice], limit: int | None) -> list[str]
     return subjects[:limit] if limit else subjects
 
 
-def _row(item: outside.OutsideSlice, prediction, head_share: float) -> dict:
+def _row(item: outside.OutsideSlice, prediction, head_share: float, repeat: bool = False) -> dict:
     return {"collection": item.collection, "subject": item.subject, "sequence": item.sequence, "index": item.index,
-            "label": item.label, "edge": int(item.edge), "head_share": round(head_share, 4),
+            "label": item.label, "edge": int(item.edge), "head_share": round(head_share, 4), "repeat": int(repeat),
             "tumour_share": round(outside.tumour_share(item), 5),
             "predicted": prediction.label, "ood": int(prediction.out_of_distribution),
             **{f"p_{c}": round(prediction.probabilities[c], 5) for c in CLASSES}}
@@ -104,9 +104,9 @@ def score_scans(classifier: Classifier, root: Path, items: list[outside.OutsideS
         result = classify_scan(classifier, volume)
         areas = volume.head_area
         largest = max(areas) or 1.0
-        for item, prediction, area in zip(slices, result.predictions, areas):
+        for item, prediction, area, repeat in zip(slices, result.predictions, areas, volume.repeats):
             if prediction is not None:
-                slice_rows.append(_row(item, prediction, area / largest))
+                slice_rows.append(_row(item, prediction, area / largest, repeat))
         scan_rows.append({"collection": collection, "subject": subject, "sequence": sequence, "truth": truth,
                           "summary": result.label, "run": "" if result.run is None else f"{result.run[0]}-{result.run[1]}",
                           "slices": len(volume), "scored": sum(p is not None for p in result.predictions),
@@ -148,10 +148,11 @@ def pointing(classifier: Classifier, items: list[outside.OutsideSlice], per_sequ
 
 
 def measure(slice_rows: list[dict], scan_rows: list[dict], points: dict) -> dict:
-    """The figures of the benchmark from the slice and scan rows."""
+    """The figures of the benchmark from the slice and scan rows; a slice that repeats the one before it (a thick
+    acquisition resampled) is counted once."""
     def rows(collection, sequence=None, label=None, edge=False):
         return [r for r in slice_rows if r["collection"] == collection and (sequence is None or r["sequence"] == sequence)
-                and (label is None or r["label"] == label) and bool(r["edge"]) == edge]
+                and (label is None or r["label"] == label) and bool(r["edge"]) == edge and not r.get("repeat")]
 
     slices: dict = {}
     for sequence in outside.TCGA_SEQUENCES:

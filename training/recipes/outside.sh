@@ -225,5 +225,21 @@ outside_o25() {
     --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 4 --out "$runs/outside-o25"
 }
 
+# O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
+#    Every NiChart FLAIR volume (train and evaluation subjects alike) is a thick acquisition resampled to 2 mm: 48 to 52 of
+#    its 72 to 87 slices are exact copies of the slice before them, so a "run of 2 slices" can be one acquired slice
+#    shown twice (found while reading why the evaluation part's Subj14 FLAIR volume is called a tumour: its run 62-64 is
+#    one slice repeated). brain_tumor.scan now scores a repeated slice once and counts it once in a run, which the issue
+#    asks of any scan ("a slice ... must not alone make a tumour call"). O26 is the shipped O22 with its rule chosen
+#    again under that count on the train part's scans (training.choose_scan_rule), then measured on the evaluation part;
+#    slice figures count a repeated slice once too. No weights change, so Kaggle Testing and validation are O22's.
+outside_o26() {
+  local judged="$runs/outside-o26/weights"
+  mkdir -p "$runs/outside-o26" && rm -rf "$judged" && cp -r weights/resnet50_outside "$judged"
+  python -m training.evaluate_outside --weights "$judged" --data "$outside" --part train --scans-only --out "$runs/outside-o26/train"
+  python -m training.choose_scan_rule --scores "$runs/outside-o26/train" --weights "$judged" --write
+  python -m training.evaluate_outside --weights "$judged" --data "$outside" --out "$runs/outside-o26/eval" --write-config
+}
+
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
