@@ -233,13 +233,17 @@ outside_o25() {
 #    asks of any scan ("a slice ... must not alone make a tumour call"). O26 is the shipped O22 with its rule chosen
 #    again under that count on the train part's scans (training.choose_scan_rule), then measured on the evaluation part;
 #    slice figures count a repeated slice once too. No weights change, so Kaggle Testing and validation are O22's.
-outside_o26() {
-  local judged="$runs/outside-o26/weights"
-  mkdir -p "$runs/outside-o26" && rm -rf "$judged" && cp -r weights/resnet50_outside "$judged"
-  python -m training.evaluate_outside --weights "$judged" --data "$outside" --part train --scans-only --out "$runs/outside-o26/train"
-  python -m training.choose_scan_rule --scores "$runs/outside-o26/train" --weights "$judged" --write
-  python -m training.evaluate_outside --weights "$judged" --data "$outside" --out "$runs/outside-o26/eval" --write-config
+rescan() {  # rescan FOLDER REPORTS: a copy of a weights folder, its rule chosen again on the train part, measured on the eval part
+  local judged="$2/weights"
+  mkdir -p "$2" && rm -rf "$judged" && cp -r "$1" "$judged"
+  python -m training.evaluate_outside --weights "$judged" --data "$outside" --part train --scans-only --out "$2/train"
+  python -m training.choose_scan_rule --scores "$2/train" --weights "$judged" --write
+  python -m training.evaluate_outside --weights "$judged" --data "$outside" --out "$2/eval" --write-config
 }
+outside_o26() { rescan weights/resnet50_outside "$runs/outside-o26"; }
+#    The Kaggle model (weights/resnet50, the benchmark's "start" row) is measured again the same way, so that every shipped
+#    folder's whole-scan figures are those of the rule users now get.
+outside_start_rescan() { rescan weights/resnet50 "$runs/start-rescan"; }
 
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
