@@ -245,5 +245,5 @@ outside_o26() { rescan weights/resnet50_outside "$runs/outside-o26"; }
 #    folder's whole-scan figures are those of the rule users now get.
 outside_start_rescan() { rescan weights/resnet50 "$runs/start-rescan"; }
 
-[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$'; exit 0; }
+[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$\|^rescan$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
