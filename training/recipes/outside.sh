@@ -241,9 +241,10 @@ rescan() {  # rescan FOLDER REPORTS: a copy of a weights folder, its rule chosen
   python -m training.evaluate_outside --weights "$judged" --data "$outside" --out "$2/eval" --write-config
 }
 outside_o26() { rescan weights/resnet50_outside "$runs/outside-o26"; }
-#    The Kaggle model (weights/resnet50, the benchmark's "start" row) is measured again the same way, so that every shipped
-#    folder's whole-scan figures are those of the rule users now get.
+#    The Kaggle model (weights/resnet50, the benchmark's "start" row), the baseline and the gated model are measured again
+#    the same way, so that every shipped folder's whole-scan figures are those of the rule users now get.
 outside_start_rescan() { rescan weights/resnet50 "$runs/start-rescan"; }
+outside_others_rescan() { rescan weights/baseline "$runs/baseline-rescan"; rescan weights/resnet50_gated "$runs/gated-rescan"; }
 
 [ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$\|^rescan$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
