@@ -212,6 +212,9 @@ outside_o24() {
   python -m training.soup "$runs/outside-o20" "$runs/outside-o23" --data "$data" --outside "$outside" --mix 1,0 0.5,0.5 \
     --reset-bn 2000 --out "$runs/outside-o24"
 }
+#    O24 kept its even mix at 0.8947, over O20's one view (0.8942), so it goes on as declared: mirror averaging measured
+#    on the soup's folder, then judged if it beats O22's 0.8978.
+outside_o24_mirror() { python -m training.choose_mirror --weights "$runs/outside-o24" --data "$data" --outside "$outside" --write; }
 
 # O25 (CPU; declared in the twelfth session while O23's final report and O24's mixes ran, before either result was known):
 #    O20's one gain came from a short continuation without label smoothing, the teacher on; O25 asks whether that step
