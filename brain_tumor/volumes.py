@@ -9,6 +9,7 @@ outside the head (almost empty) are marked, not scored. What was assumed or repa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import io
 import zlib
@@ -49,10 +50,10 @@ class Volume:
         """Each slice's share of pixels inside the head (above the head level): small at the vertex and the skull base."""
         return [float((s > 255 * HEAD_LEVEL).mean()) for s in self.slices]
 
-    @property
+    @functools.cached_property
     def repeats(self) -> list[bool]:
         """Whether each slice is an exact copy of the one before: a thick acquisition resampled to a finer grid repeats
-        each acquired slice, and a copy adds no evidence of its own."""
+        each acquired slice, and a copy adds no evidence of its own. Worked out once: a volume's slices never change."""
         return [i > 0 and np.array_equal(s, self.slices[i - 1]) for i, s in enumerate(self.slices)]
 
     def picture(self, index: int):
