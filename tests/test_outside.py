@@ -130,6 +130,22 @@ def test_stacked_augmentation_changes_quality_and_appearance_and_keeps_masks_in_
     assert (warped > 0.5).sum() > 0 and ((warped > 0.5) & bright).sum() / (warped > 0.5).sum() > 0.5
 
 
+def test_the_lesion_transform_changes_a_tumour_inside_its_mask_only_and_needs_masks(kaggle_dataset, tmp_path):
+    images = torch.from_numpy(np.stack([np.repeat(_head(64, i, True)[None], 3, 0) for i in range(8)]))
+    masks = torch.zeros(8, 64, 64, dtype=torch.uint8)
+    masks[:4, 20:40, 20:40] = 1  # the last four have no tumour
+    plain = dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), rotation=0.0, hflip=False, brightness=0.0, contrast=0.0)
+    changed, warped = augment(images, AugmentConfig(**plain, lesion=1.0), torch.Generator().manual_seed(3), masks=masks)
+    difference = (changed - images.float()).abs()
+    assert torch.equal(warped > 0.5, masks > 0)  # no spatial change here: the masks are as they were
+    assert (difference[:4, :, 26:34, 26:34].flatten(1).mean(1) > 1).all()  # inside each tumour: darker or brighter
+    assert difference[:, :, :, :10].max() < 1e-3 and difference[4:].max() < 1e-3  # outside the masks, and without one: unchanged
+    assert torch.allclose(augment(images, AugmentConfig(**plain, lesion=1.0), torch.Generator().manual_seed(3)), images.float(), atol=1e-3)
+    refused = run_module("training.fit", "--data", kaggle_dataset, "--out", tmp_path / "o", "--augment-lesion", "0.5", expect=2)
+    message = refused.stderr.strip().splitlines()[-1]
+    assert message == "error: --augment-lesion changes tumours inside their masks; pass --outside (TCGA-LGG's masks) or --boxes."
+
+
 def test_one_stacked_transform_can_be_left_out_and_only_from_the_stacked_augmentation(kaggle_dataset, tmp_path):
     full, less = AugmentConfig.stacked(), AugmentConfig.stacked().without(["strip", "thick"])
     assert less.strip == less.thick == 0 and full.strip > 0 and full.thick > 0
@@ -202,9 +218,10 @@ def test_a_weighted_soup_of_a_kaggle_model_and_an_outside_run_is_judged_on_the_o
     run = tmp_path / "run"
     run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--outside", outside_folder,
                "--epoch-size", "32", "--out", run, "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "1",
-               "--device", "cpu", "--cache-dir", "", "--no-test", "--reset-bn", "16")  # validated on clean statistics
+               "--device", "cpu", "--cache-dir", "", "--no-test", "--reset-bn", "16",  # validated on clean statistics
+               "--augment-lesion", "0.5")  # TCGA-LGG's tumours darker or brighter inside their masks
     learnt = Classifier.from_pretrained(run / "weights")
-    assert learnt.config.provenance["recipe"]["reset_bn"] == 16
+    assert learnt.config.provenance["recipe"]["reset_bn"] == 16 and learnt.config.provenance["recipe"]["augment_lesion"] == 0.5
     # A Kaggle-only member on the same split: the run's weights with another head, and no outside collections in its recipe.
     config = learnt.config
     config.provenance["recipe"] = {k: v for k, v in config.provenance["recipe"].items() if k != "outside"}

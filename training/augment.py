@@ -5,7 +5,9 @@ colour jitter follows. AugmentConfig.stacked() adds the transforms that break a 
 (Zhang et al., IEEE TMI 2020: stacked image-quality, appearance and spatial transforms generalised to unseen MRI
 collections): blur or sharpening, noise, thick-slice blur (down-sampling one or both axes), gamma and a random
 intensity curve, and a random elliptic brain mask (skull stripped or not, so "no skull" does not mean one class).
-Each of these is drawn per image with its probability.
+Each of these is drawn per image with its probability. Apart from the stack, `lesion` makes the inside of an image's
+tumour mask darker or brighter (a glioma is bright or dark depending on the sequence and on cysts, necrosis or a
+resection cavity), so that a tumour is learnt by its place and shape and not by one collection's contrast.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class AugmentConfig:
     gamma: float = 0.0  # probability of a gamma curve (γ 0.6–1.6)
     curve: float = 0.0  # probability of a random monotone intensity curve (5 knots)
     strip: float = 0.0  # probability of an elliptic mask that blacks out the rim (a crude skull strip)
+    lesion: float = 0.0  # probability of scaling the intensities inside the tumour mask (×0.3–1.7, soft edge); needs masks
 
     @classmethod
     def none(cls) -> "AugmentConfig":
@@ -70,6 +73,16 @@ def _gaussian(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     flat = F.conv2d(F.pad(flat, (3, 3, 0, 0), mode="replicate"), k.view(n * c, 1, 1, 7), groups=n * c)
     flat = F.conv2d(F.pad(flat, (0, 0, 3, 3), mode="replicate"), k.view(n * c, 1, 7, 1), groups=n * c)
     return flat.view(n, c, h, w)
+
+
+def _lesion(x: torch.Tensor, masks: torch.Tensor, p: float, generator, device) -> torch.Tensor:
+    """Each picked image's tumour (its mask, edge softened) scaled by one factor drawn log-uniform in 0.3–1.7: darker
+    (a cyst, a cavity, FLAIR-dark necrosis) or brighter (enhancement). Images with an empty mask are unchanged."""
+    n, _, h, w = x.shape
+    pick = _chosen(n, p, generator, device).view(n, 1, 1, 1)
+    factor = torch.exp(_uniform(n, math.log(0.3), math.log(1.7), generator, device)).view(n, 1, 1, 1)
+    soft = _gaussian(masks[:, None].clamp(0, 1), torch.full((n,), 2.0 * h / 224, device=device))
+    return torch.where(pick, x * (1 + (factor - 1) * soft), x)
 
 
 def _quality_and_appearance(x: torch.Tensor, config: AugmentConfig, generator, device) -> torch.Tensor:
@@ -133,7 +146,8 @@ def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generat
             masks: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """uint8 N×3×H×W -> float N×3×H×W in 0..255, randomly cropped, rotated, flipped and jittered.
 
-    masks (N×H×W, e.g. tumour boxes): warped with the same crop, rotation and flip, and returned beside the images.
+    masks (N×H×W, e.g. tumour boxes): warped with the same crop, rotation and flip, and returned beside the images;
+    config.lesion changes the images inside them.
     """
     n, device = batch.shape[0], batch.device
     x = batch.float()
@@ -163,6 +177,8 @@ def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generat
     warped_masks = None
     if masks is not None:
         x, warped_masks = x[:, :3], x[:, 3]
+        if config.lesion:
+            x = _lesion(x, warped_masks, config.lesion, generator, device)
     if config.brightness:
         x = x * _uniform(n, 1 - config.brightness, 1 + config.brightness, generator, device).view(n, 1, 1, 1)
     if config.contrast:

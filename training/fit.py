@@ -9,6 +9,7 @@ computed once and cached, so a CPU trains the rest in minutes. Every flag is doc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -79,6 +80,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "plus elastic, blur or sharpening, noise, thick slices, gamma, intensity curves, elliptic brain masks")
     p.add_argument("--augment-without", nargs="+", choices=STACKED_TRANSFORMS, default=[], metavar="TRANSFORM",
                    help=f"with --augment stacked, leave these out, to measure what each gives ({', '.join(STACKED_TRANSFORMS)})")
+    p.add_argument("--augment-lesion", type=float, default=0.0, metavar="P",
+                   help="probability that a training slice's tumour (TCGA-LGG's masks, or the --boxes) is made darker or "
+                        "brighter inside its mask (×0.3–1.7), so that a tumour is not learnt by one collection's contrast")
     p.add_argument("--outside", default=None,
                    help="the outside collections' folder (../shared/data/outside): their train part (training/splits/outside.json) "
                         "joins training and their validation part joins validation")
@@ -156,6 +160,12 @@ def check_flags(args: argparse.Namespace) -> None:
     """Refuse, before any data is read, flags that cannot go together."""
     if args.augment_without and args.augment != "stacked":
         raise UsageError(f"--augment-without takes transforms out of --augment stacked, and this run's is {args.augment}.")
+    if not 0 <= args.augment_lesion <= 1:
+        raise UsageError(f"--augment-lesion is a probability between 0 and 1 (got {args.augment_lesion}).")
+    if args.augment_lesion and not (args.outside or args.boxes):
+        raise UsageError("--augment-lesion changes tumours inside their masks; pass --outside (TCGA-LGG's masks) or --boxes.")
+    if args.augment_lesion and args.freeze_through:
+        raise UsageError("--augment-lesion changes the images, and --freeze-through trains on their cached features; choose one.")
     if not args.trunk_lr_scale > 0:
         raise UsageError(f"--trunk-lr-scale must be above 0 (got {args.trunk_lr_scale}); to train the head alone use --finetune head.")
     if args.reset_bn < 0 or (args.reset_bn and (args.freeze_through or args.finetune == "head")):
@@ -253,7 +263,7 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
     for module in core.modules():  # frozen layers (--freeze-through, --finetune head) keep their batch-norm statistics
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in module.parameters()):
             module.eval()
-    gate_input = get_architecture(args.model).gate_input if items.masks is not None else None
+    gate_input = get_architecture(args.model).gate_input if args.boxes else None
     generator = torch.Generator(device=device).manual_seed(args.train_seed * 7919 + epoch * 104729 + rank)
     totals = torch.zeros(4, device=device)  # loss sum, correct, count, box loss sum
     start = time.perf_counter()
@@ -394,6 +404,10 @@ def main(args: argparse.Namespace) -> int:
     if boxes:
         masks = torch.cat([boxes.train_masks, boxes.extra_masks])
         has_mask = torch.cat([boxes.train_has_mask, torch.ones(len(boxes.extra_labels), dtype=torch.bool)])
+    elif args.augment_lesion:  # the masks only change the tumours' contrast (--augment-lesion); no box loss
+        masks = torch.zeros((len(train_images), *added.masks.shape[1:]), dtype=torch.uint8)
+        masks[kaggle_train:] = added.masks
+        has_mask = (masks.flatten(1).amax(1) > 0)
     if args.pseudo_boxes:
         if not boxes:
             raise UsageError("--pseudo-boxes adds boxes to a box-supervised run; pass --boxes too.")
@@ -452,6 +466,7 @@ def main(args: argparse.Namespace) -> int:
     # 3. Epochs: train, validate, keep the best by validation, checkpoint.
     aug = {"standard": AugmentConfig(crop_scale=(args.crop_scale, 1.0)), "stacked": AugmentConfig.stacked(args.crop_scale),
            "none": AugmentConfig.none()}[args.augment].without(args.augment_without)
+    aug = dataclasses.replace(aug, lesion=args.augment_lesion)
     bn_draws = outside.balanced_weights(train_cells) if args.reset_bn else None
     metric_key = {"macro_f1": "val_macro_f1", "accuracy": "val_acc", "loss": "val_loss", "last": "epoch", **POINTING}[args.select_metric]
     run_start, wall_before, throughputs = time.perf_counter(), state.wall_time_s, []

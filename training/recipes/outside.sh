@@ -228,6 +228,18 @@ outside_o25() {
     --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 4 --out "$runs/outside-o25"
 }
 
+# O27 (CPU; declared in the thirteenth session while O25 trained, before its result was known): O25's recipe with
+#    --augment-lesion 0.5: half of TCGA-LGG's tumour slices drawn have their tumour made darker or brighter inside its
+#    mask (×0.3–1.7, soft edge). The FLAIR tumours missed most are large cavities dark on FLAIR, and the training set
+#    shows gliomas bright on FLAIR only; a tumour should be learnt by what it does to the brain, not by one contrast.
+#    O25 is its control (same start, seed, sampling and schedule; only the transform differs, and its random draws shift
+#    those of the transforms after it). Chosen as O25 is (validation macro-F1 against the best one view so far), the
+#    winner of the two going through training.choose_mirror.
+outside_o27() {
+  MAX_MINUTES=0 outside_g --init "$runs/outside-o20/weights" --weights-dtype float32 --lr 3e-5 --epochs 1 \
+    --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 4 --augment-lesion 0.5 --out "$runs/outside-o27"
+}
+
 # O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
 #    Every NiChart FLAIR volume (train and evaluation subjects alike) is a thick acquisition resampled to 2 mm: 48 to 52 of
 #    its 72 to 87 slices are exact copies of the slice before them, so a "run of 2 slices" can be one acquired slice
