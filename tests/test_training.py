@@ -473,7 +473,7 @@ def test_carried_boxes_go_only_to_twins_with_the_same_label():
     from training.attention import carry_boxes
     from training.boxes import BoxedSlice
 
-    images = torch.stack([torch.from_numpy(np.asarray(synthetic_slice(c, 40 + c, 32))).permute(2, 0, 1) for c in (0, 1, 3)])
+    images = torch.stack([torch.from_numpy(np.array(synthetic_slice(c, 40 + c, 32))).permute(2, 0, 1) for c in (0, 1, 3)])
     slices = [BoxedSlice(ROOT / f"{i}.png", label, 10 + i, (64, 64), (8, 8, 24, 24)) for i, label in enumerate((0, 1, 0))]
     found = carry_boxes(slices, images, np.array([0, 1, 3]), twins.thumbnails(images))
     assert found == {0: (4.0, 4.0, 12.0, 12.0), 1: (4.0, 4.0, 12.0, 12.0)}  # image 2 is slice 2's twin, but labelled otherwise
