@@ -407,7 +407,7 @@ def main(args: argparse.Namespace) -> int:
     elif args.augment_lesion:  # the masks only change the tumours' contrast (--augment-lesion); no box loss
         masks = torch.zeros((len(train_images), *added.masks.shape[1:]), dtype=torch.uint8)
         masks[kaggle_train:] = added.masks
-        has_mask = (masks.flatten(1).amax(1) > 0)
+        has_mask = torch.cat([torch.zeros(kaggle_train, dtype=torch.bool), added.has_mask])  # whose mask is known, as with boxes
     if args.pseudo_boxes:
         if not boxes:
             raise UsageError("--pseudo-boxes adds boxes to a box-supervised run; pass --boxes too.")
