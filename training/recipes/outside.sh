@@ -240,6 +240,16 @@ outside_o27() {
     --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 4 --augment-lesion 0.5 --out "$runs/outside-o27"
 }
 
+# O28 (CPU, over two sessions; declared in the fourteenth session after three probes on O24's validation changed nothing,
+#    before it ran): the fourth one-at-a-time measure of the stacked augmentation, O16's recipe (O1's, each validation on
+#    clean batch-norm statistics) with the blur left out in place of the elastic warps. Compared with O1, O10, O12 and O16
+#    on validation and the evaluation part (one seed each: a difference within about 0.02 may be the seed's); chosen
+#    against the best one view so far (O20's 0.8942) by the same rule. Resumable: python -m training.fit --resume
+#    RUNS_DIR/outside-o28.
+outside_o28() { several --init weights/resnet50 --out "$runs/outside-o28" --augment stacked --augment-without blur --crop-scale 0.6 \
+  --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1 \
+  --reset-bn 2000; }
+
 # O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
 #    Every NiChart FLAIR volume (train and evaluation subjects alike) is a thick acquisition resampled to 2 mm: 48 to 52 of
 #    its 72 to 87 slices are exact copies of the slice before them, so a "run of 2 slices" can be one acquired slice
