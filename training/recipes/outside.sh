@@ -250,6 +250,14 @@ outside_o28() { several --init weights/resnet50 --out "$runs/outside-o28" --augm
   --optimizer adamw --lr 1e-4 --weight-decay 1e-4 --warmup-epochs 0.3 --epochs 5 --epoch-size 3600 --label-smoothing 0.1 \
   --reset-bn 2000; }
 
+# O29 (CPU, no training; declared in the fourteenth session with O28's first three validations known, 0.8345, 0.8714,
+#    0.8940, before its fourth and fifth): O28 is a lineage from weights/resnet50 apart from O24's (O15's members, then
+#    O20 and O23), and O15 showed that two lineages of about the same validation make a soup better than both. O28's kept
+#    weights mixed into the shipped O24 (O24 alone first, then O28 at a third and at half), each mix's batch-norm
+#    statistics estimated again, as O17 did (into_o15 takes whatever weights/resnet50_outside holds: O24). The best mix,
+#    if it beats O24's one view (0.8947), goes through training.choose_mirror and is judged against O24's 0.8996.
+outside_o29() { into_o15 outside-o28 outside-o29; }
+
 # O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
 #    Every NiChart FLAIR volume (train and evaluation subjects alike) is a thick acquisition resampled to 2 mm: 48 to 52 of
 #    its 72 to 87 slices are exact copies of the slice before them, so a "run of 2 slices" can be one acquired slice
