@@ -27,8 +27,7 @@ else:
     val = predict_logits(model, data.val_images, config, progress=True)
     torch.save({"val": val, "paths": [str(p) for p in data.val.paths]}, saved)
 y = data.val.labels
-paths = [str(p) for p in data.val.paths]
-coll = np.array(["tcga" if "tcga-lgg" in p else "oasis" if "/oasis/" in p else "nichart" if "nichart" in p else "kaggle" for p in paths])
+coll, folds = outside.validation_groups(data, config.outside_collections)
 nt = list(config.classes).index("notumor")
 grid = np.round(np.arange(-1.0, 1.01, 0.1), 2)
 def f1_at(b, idx=slice(None)):
@@ -37,14 +36,11 @@ def f1_at(b, idx=slice(None)):
     return f1_score(y[idx], pred[idx], average="macro"), pred
 for b in grid:
     f, pred = f1_at(b)
-    byc = " ".join(f"{c} {np.mean(pred[coll==c]==y[coll==c]):.4f}" for c in ("kaggle", "tcga", "oasis", "nichart"))
-    tum = (y != nt) & (coll == "tcga")
+    byc = " ".join(f"{c} {np.mean(pred[coll==c]==y[coll==c]):.4f}" for c in ("kaggle", "tcga-lgg", "oasis", "nichart"))
+    tum = (y != nt) & (coll == "tcga-lgg")
     print(f"bias {b:+.1f}: macro-F1 {f:.4f} acc {np.mean(pred==y):.4f} | {byc} | tcga tumour found {np.mean(pred[tum]!=nt):.4f}")
-# two-fold cross-fitting: choose on half the subjects (by hash of the path's folder), measure on the other
-rng = np.random.default_rng(0)
-groups = np.array([p if c == "kaggle" else str(Path(p).parent) if c == "tcga" else p.rsplit("_", 1)[0] for p, c in zip(paths, coll)])
-uniq = np.unique(groups); half = set(rng.permutation(uniq)[: len(uniq) // 2])
-a = np.array([g in half for g in groups])
+# two-fold cross-fitting over subjects (training.reliability's folds): choose on one half, measure on the other
+a = folds == 0
 for fold, (fit, test) in enumerate([(a, ~a), (~a, a)]):
     best = max(grid, key=lambda b: f1_at(b, fit)[0])
     print(f"fold {fold}: chosen {best:+.1f}; held-out F1 {f1_at(best, test)[0]:.4f} vs bias 0 {f1_at(0.0, test)[0]:.4f}")

@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 
 from brain_tumor.classifier import Classifier
+from brain_tumor.models import logits_of
 from training.outside import nichart_volumes, part_of, read_volume, tcga_stack
 
 root = Path("../shared/data/outside")  # the outside collections, as ../shared/DATA.md lays them out
 clf = Classifier.from_pretrained(sys.argv[1], backend="torch")
 alphas = [float(a) for a in sys.argv[2].split(",")]
-T = clf.config.temperature
 torch.set_num_threads(2)
 
 def adapted(model, batch, alpha):
@@ -39,10 +39,7 @@ def adapted(model, batch, alpha):
 
 def logits(model, batch):
     with torch.inference_mode():
-        out = model(batch)
-        if clf.config.mirror_average:
-            out = (out + model(batch.flip(-1))) / 2
-    return out
+        return logits_of(model, batch, clf.config.mirror_average)
 
 rows = []
 def run(volume, truth_of_index, name):
