@@ -258,6 +258,20 @@ outside_o28() { several --init weights/resnet50 --out "$runs/outside-o28" --augm
 #    if it beats O24's one view (0.8947), goes through training.choose_mirror and is judged against O24's 0.8996.
 outside_o29() { into_o15 outside-o28 outside-o29; }
 
+# O30 and O31 (CPU; declared in the fifteenth session with O28's validation (kept 0.8940, third of five epochs), its
+#    Kaggle Testing (95.04%) and O29's mixes (0.8947, 0.8934, 0.8953 at half) known, before O29's mirror choice and any
+#    evaluation-part figure of O28 or O29): O20's step (a short continuation without label smoothing, the Kaggle model as
+#    teacher: +0.006 on validation from O15) taken from O28's kept weights, O28's augmentation kept (the blur left out):
+#    one epoch of 3,600 draws, AdamW 3e-5, a tenth of an epoch of warm-up, training seed 5. O28 had no teacher, and its
+#    Kaggle Testing is 1.9 points under O24's. O31 mixes O30 into whatever weights/resnet50_outside holds then (O24 alone
+#    first, or O29 if it was shipped; then O30 at a third and at half), chosen against the shipped one view by the same
+#    rule, the best mix through training.choose_mirror and judged against the shipped validation.
+outside_o30() {
+  MAX_MINUTES=0 outside_g --init "$runs/outside-o28/weights" --weights-dtype float32 --lr 3e-5 --epochs 1 \
+    --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 5 --augment-without blur --out "$runs/outside-o30"
+}
+outside_o31() { into_o15 outside-o30 outside-o31; }
+
 # O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
 #    Every NiChart FLAIR volume (train and evaluation subjects alike) is a thick acquisition resampled to 2 mm: 48 to 52 of
 #    its 72 to 87 slices are exact copies of the slice before them, so a "run of 2 slices" can be one acquired slice
