@@ -223,10 +223,12 @@ outside_o24_mirror() { python -m training.choose_mirror --weights "$runs/outside
 #    saw), training seed 4, each validation on clean batch-norm statistics. Chosen on validation macro-F1 against the best
 #    one view so far (O20's 0.8942, or O24's if it beats it); a winner goes through training.choose_mirror and is judged
 #    against O22's 0.8978.
-outside_o25() {
-  MAX_MINUTES=0 outside_g --init "$runs/outside-o20/weights" --weights-dtype float32 --lr 3e-5 --epochs 1 \
-    --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 4 --out "$runs/outside-o25"
+o20_step() {  # o20_step INIT SEED OUT [fit flags]: one short epoch of O20's recipe (no label smoothing, the teacher on)
+  local init=$1 seed=$2 out=$3; shift 3
+  MAX_MINUTES=0 outside_g --init "$init" --weights-dtype float32 --lr 3e-5 --epochs 1 --epoch-size 3600 \
+    --warmup-epochs 0.1 --label-smoothing 0 --train-seed "$seed" --out "$runs/$out" "$@"
 }
+outside_o25() { o20_step "$runs/outside-o20/weights" 4 outside-o25; }
 
 # O27 (CPU; declared in the thirteenth session while O25 trained, before its result was known): O25's recipe with
 #    --augment-lesion 0.5: half of TCGA-LGG's tumour slices drawn have their tumour made darker or brighter inside its
@@ -235,10 +237,7 @@ outside_o25() {
 #    O25 is its control (same start, seed, sampling and schedule; only the transform differs, and its random draws shift
 #    those of the transforms after it). Chosen as O25 is (validation macro-F1 against the best one view so far), the
 #    winner of the two going through training.choose_mirror.
-outside_o27() {
-  MAX_MINUTES=0 outside_g --init "$runs/outside-o20/weights" --weights-dtype float32 --lr 3e-5 --epochs 1 \
-    --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 4 --augment-lesion 0.5 --out "$runs/outside-o27"
-}
+outside_o27() { o20_step "$runs/outside-o20/weights" 4 outside-o27 --augment-lesion 0.5; }
 
 # O28 (CPU, over two sessions; declared in the fourteenth session after three probes on O24's validation changed nothing,
 #    before it ran): the fourth one-at-a-time measure of the stacked augmentation, O16's recipe (O1's, each validation on
@@ -266,10 +265,7 @@ outside_o29() { into_o15 outside-o28 outside-o29; }
 #    Kaggle Testing is 1.9 points under O24's. O31 mixes O30 into whatever weights/resnet50_outside holds then (O24 alone
 #    first, or O29 if it was shipped; then O30 at a third and at half), chosen against the shipped one view by the same
 #    rule, the best mix through training.choose_mirror and judged against the shipped validation.
-outside_o30() {
-  MAX_MINUTES=0 outside_g --init "$runs/outside-o28/weights" --weights-dtype float32 --lr 3e-5 --epochs 1 \
-    --epoch-size 3600 --warmup-epochs 0.1 --label-smoothing 0 --train-seed 5 --augment-without blur --out "$runs/outside-o30"
-}
+outside_o30() { o20_step "$runs/outside-o28/weights" 5 outside-o30 --augment-without blur; }
 outside_o31() { into_o15 outside-o30 outside-o31; }
 
 # O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
@@ -293,5 +289,5 @@ outside_o26() { rescan weights/resnet50_outside "$runs/outside-o26"; }
 outside_start_rescan() { rescan weights/resnet50 "$runs/start-rescan"; }
 outside_others_rescan() { rescan weights/baseline "$runs/baseline-rescan"; rescan weights/resnet50_gated "$runs/gated-rescan"; }
 
-[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$\|^rescan$'; exit 0; }
+[ $# -gt 0 ] || { declare -F | awk '{print $3}' | grep -v '^several$\|^outside_g$\|^into_o15$\|^o20_step$\|^rescan$'; exit 0; }
 for attempt in "$@"; do "$attempt"; done
