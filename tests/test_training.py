@@ -47,6 +47,18 @@ def test_one_epoch_fit_exports_a_loadable_weights_folder(model, kaggle_dataset, 
     assert "accuracy" in (out / "weights" / "README.md").read_text()
 
 
+def test_bf16_on_the_cpu_trains_channels_last_and_exports_the_default_layout(kaggle_dataset, tmp_path):
+    out = tmp_path / "run"
+    run_module("training.fit", "--model", "baseline", "--init", "scratch", "--data", kaggle_dataset, "--out", out, "--epochs", "1",
+               "--amp", "bf16", "--no-test", "--cache-dir", tmp_path / "cache", *FAST)
+    trained = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    kernels = [t for t in trained.values() if t.dim() == 4 and t.shape[-1] > 1]  # a 1×1 kernel is both layouts
+    assert kernels and all(t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous() for t in kernels)
+    classifier = Classifier.from_pretrained(out / "weights")
+    assert all(t.is_contiguous() for t in classifier.model.state_dict().values())
+    assert classifier.config.provenance["recipe"]["amp"] == "bf16"
+
+
 def test_fit_and_calibrate_ood_see_the_same_validation_files(kaggle_dataset, tmp_path):
     # A capped run: the validation split depends on --max-per-class, --seed and the twin threshold.
     out = tmp_path / "run"
