@@ -125,7 +125,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-through", default=None,
                    help="keep the stages up to this one (e.g. layer4) as --init has them, computed once per image and cached: "
                         "a CPU trains the rest in minutes (no image augmentation then)")
-    p.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto", help="bf16 autocast (auto: on CUDA; bf16 also serves a CPU with AVX-512 BF16 or AMX: 2.7 times float32's speed on one)")
+    p.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto", help="bf16 autocast (auto: on CUDA; bf16 also serves a CPU with bf16 instructions: 2.7 times float32's speed on an AVX-512 BF16 one)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--twin-threshold", type=float, default=twins.DEFAULT_THRESHOLD, help="Pearson r of 32×32 thumbnails that makes two images twins")
     p.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32", help="dtype of the exported safetensors")
