@@ -281,6 +281,16 @@ outside_o32() { MAX_MINUTES=0 outside_g --weights-dtype float32 --amp bf16 --epo
   --train-seed 6 --out "$runs/outside-o32"; }
 outside_o33() { into_o15 outside-o32 outside-o33; }
 
+# O34 and O35 (CPU; declared in the seventeenth session, before either ran, with O32 and O33 known; runs/ outlived the
+#    sixteenth session, so O32's run folder is here): O20's step (one short epoch without label smoothing, the Kaggle
+#    model as teacher: +0.006 on validation from O15, none from O20 (O25) or O28 (O30)) taken from O32's kept weights
+#    (validation 0.8857, a lineage trained with the teacher from the start), in bf16 (--amp bf16) as O32 was trained:
+#    one epoch of 3,600 draws, AdamW 3e-5, a tenth of an epoch of warm-up, training seed 7. O35 mixes O34 into the
+#    shipped O24 (O24 alone first, then O34 at a third and at half; each mix's statistics estimated again, in float32);
+#    the best mix, if it beats O24's one view (0.8947), goes through training.choose_mirror and is judged against 0.8996.
+outside_o34() { o20_step "$runs/outside-o32/weights" 7 outside-o34 --amp bf16; }
+outside_o35() { into_o15 outside-o34 outside-o35; }
+
 # O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
 #    Every NiChart FLAIR volume (train and evaluation subjects alike) is a thick acquisition resampled to 2 mm: 48 to 52 of
 #    its 72 to 87 slices are exact copies of the slice before them, so a "run of 2 slices" can be one acquired slice
