@@ -17,7 +17,7 @@ import torch
 from brain_tumor import CLASSES, Classifier
 from brain_tumor.config import ModelConfig
 from brain_tumor.errors import UsageError
-from brain_tumor.models import create_model
+from brain_tumor.models import create_model, model_config
 from brain_tumor.weights import save_weights
 from tests.helpers import PYTHON, ROOT, make_kaggle_dataset, one_sentence, run_module, synthetic_slice
 from training import twins
@@ -57,6 +57,17 @@ def test_bf16_on_the_cpu_trains_channels_last_and_exports_the_default_layout(kag
     classifier = Classifier.from_pretrained(out / "weights")
     assert all(t.is_contiguous() for t in classifier.model.state_dict().values())
     assert classifier.config.provenance["recipe"]["amp"] == "bf16"
+
+
+def test_a_batch_takes_the_runs_layout_channels_last_under_bf16_on_the_cpu():
+    from training.frozen import TrainItems
+
+    items = TrainItems(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), np.zeros(4, dtype=np.int64))
+    config, cpu = model_config("baseline"), torch.device("cpu")
+    draw = lambda use_amp: items.batch(torch.arange(4), config, AugmentConfig(), torch.Generator().manual_seed(0), cpu, use_amp)[0]  # noqa: E731
+    bf16, fp32 = draw(True), draw(False)
+    assert bf16.is_contiguous(memory_format=torch.channels_last) and not bf16.is_contiguous()
+    assert fp32.is_contiguous() and torch.equal(bf16, fp32)  # the same numbers, only laid out differently
 
 
 def test_fit_and_calibrate_ood_see_the_same_validation_files(kaggle_dataset, tmp_path):

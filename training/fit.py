@@ -36,7 +36,7 @@ from training.data import DEFAULT_CACHE, RunData, SplitRecipe, cache_folder, loa
 from training.frozen import TrainItems, as_tuple, forward_from, frozen_outputs
 from training.report import (Validation, batch_norm_buffers, box_validation_record, final_report, recompute_batch_norm,
                              validate)
-from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, pick_device, seed_everything, setup_distributed, teardown, unwrap
+from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all_reduce_sum, barrier, load_checkpoint, memory_format, pick_device, seed_everything, setup_distributed, teardown, unwrap
 
 FIELDS = ["epoch", "train_loss", "train_acc", "train_box_loss", "val_loss", "val_acc", "val_macro_f1", "val_pointing", "val_energy",
           "val_pointing_new", "val_energy_new", "lr", "img_per_s", "epoch_time_s"]
@@ -271,7 +271,7 @@ def train_one_epoch(model, optimizer, scheduler, items: TrainItems, config: Mode
                disable=rank != 0, leave=False, dynamic_ncols=True)
     for step, idx in enumerate(bar):
         labels = torch.from_numpy(items.labels[idx.numpy()]).to(device, non_blocking=True)
-        x, masks = items.batch(idx, config, aug, generator, device)
+        x, masks = items.batch(idx, config, aug, generator, device, use_amp)
         box = torch.zeros((), device=device)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             if items.start is None and gate_input is None:
@@ -372,9 +372,7 @@ def main(args: argparse.Namespace) -> int:
     # 2. Model, optimiser, schedule; with --freeze-through, the frozen stages' outputs computed once.
     model, config = build_model(args, log)
     config.weights_dtype = args.weights_dtype
-    # channels-last where it is faster: on CUDA, and on a CPU under bf16 autocast (a ResNet-50 training step 2.7 times
-    # as fast with both on an AVX-512 BF16 CPU; fp32 on the CPU keeps the default layout, and its earlier runs' figures)
-    layout = torch.channels_last if device.type == "cuda" or use_amp else torch.contiguous_format
+    layout = memory_format(device, use_amp)
     model = model.to(device, memory_format=layout)
     head_only = args.finetune == "head" or (args.finetune == "two-phase" and args.head_epochs > 0)
     set_trainable(model, args.model, head_only)

@@ -19,6 +19,7 @@ from brain_tumor.config import ModelConfig
 from brain_tumor.models import get_architecture
 from brain_tumor.preprocess import normalize
 from training.augment import AugmentConfig, augment
+from training.runtime import memory_format
 
 Inputs = torch.Tensor | tuple[torch.Tensor, ...]
 
@@ -100,8 +101,8 @@ class TrainItems:
         return len(self.labels)
 
     def batch(self, idx: torch.Tensor, config: ModelConfig, aug: AugmentConfig, generator: torch.Generator,
-              device: torch.device) -> tuple[Inputs, torch.Tensor | None]:
-        """(model inputs or frozen outputs, masks or None) for the items `idx`, on `device`."""
+              device: torch.device, use_amp: bool = False) -> tuple[Inputs, torch.Tensor | None]:
+        """(model inputs or frozen outputs, masks or None) for the items `idx`, on `device`, in the run's layout."""
         masks = self.masks[idx].to(device) if self.masks is not None else None
         if self.start is not None:
             parts = tuple(t[idx].to(device).float() for t in as_tuple(self.inputs))
@@ -111,10 +112,7 @@ class TrainItems:
             x, masks = augment(images, aug, generator, masks=masks)
         else:
             x = augment(images, aug, generator)
-        x = normalize(x, config.mean, config.std)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, masks
+        return normalize(x, config.mean, config.std).contiguous(memory_format=memory_format(device, use_amp)), masks
 
 
 def take(inputs: Inputs, begin: int, end: int, device: torch.device | str = "cpu") -> Inputs:

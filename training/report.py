@@ -21,6 +21,7 @@ from training.calibration import fit_temperature, ood_section
 from training.data import RunData, Split
 from training.frozen import forward_from, take
 from training.metrics import classification_metrics
+from training.runtime import memory_format
 
 
 @torch.no_grad()
@@ -35,8 +36,7 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, config: ModelCo
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, desc="predict", leave=False, disable=not progress):
         x = normalize(images[start:start + batch_size].to(device, non_blocking=True), config.mean, config.std)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=memory_format(device, use_amp))
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             out.append(logits_of(model, x, config.mirror_average).float().cpu())
     model.train(was_training)
