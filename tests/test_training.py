@@ -379,6 +379,18 @@ def test_a_training_seed_changes_the_batches_and_not_the_split():
     assert not torch.equal(*order)
 
 
+def test_a_resumed_run_keeps_its_recipe_and_takes_a_time_limit_of_its_own(tmp_path):
+    first = resolve_args(get_args_parser().parse_args(["--lr", "3e-5", "--max-minutes", "150", "--out", str(tmp_path)]))
+    torch.save({"args": vars(first)}, tmp_path / "checkpoint.pt")
+
+    def resume(*flags):
+        return resolve_args(get_args_parser().parse_args(["--resume", str(tmp_path), *flags]))
+
+    assert resume("--max-minutes", "40").max_minutes == 40  # this sitting's limit
+    assert resume().max_minutes == 0 and resume().lr == 3e-5  # no limit unless asked; the recipe is the run's own
+    assert resume("--lr", "1e-3").lr == 3e-5
+
+
 def test_a_trunk_learning_rate_scale_slows_every_parameter_but_the_heads():
     model = create_model("baseline", image_size=64)
 

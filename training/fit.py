@@ -40,7 +40,7 @@ from training.runtime import CHECKPOINT, RunLog, TrainState, all_reduce_min, all
 
 FIELDS = ["epoch", "train_loss", "train_acc", "train_box_loss", "val_loss", "val_acc", "val_macro_f1", "val_pointing", "val_energy",
           "val_pointing_new", "val_energy_new", "lr", "img_per_s", "epoch_time_s"]
-RESUMABLE = {"resume", "epochs", "device", "workers", "cache_dir", "patience"}  # flags a resumed run may change
+RESUMABLE = {"resume", "epochs", "device", "workers", "cache_dir", "patience", "max_minutes"}  # flags a resumed run may change
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -96,7 +96,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--distil-weight", type=float, default=1.0, help="weight of the --distil term")
     p.add_argument("--distil-temperature", type=float, default=2.0, help="softmax temperature of the --distil term")
     p.add_argument("--crop-scale", type=float, default=0.7, help="smallest area fraction of the random resized crop")
-    p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit)")
+    p.add_argument("--max-minutes", type=float, default=0, help="stop after the epoch that passes this training time and export the best so far (0: no limit); "
+                   "each --resume sets its own, so a long run can go on sitting by sitting")
     p.add_argument("--reset-bn", type=int, default=0, metavar="N",
                    help="before each validation, estimate the batch-norm statistics again on N unaugmented training images "
                         "drawn balanced over classes (and collections); the kept epoch keeps them, training goes on with its own "
