@@ -291,6 +291,18 @@ outside_o33() { into_o15 outside-o32 outside-o33; }
 outside_o34() { o20_step "$runs/outside-o32/weights" 7 outside-o34 --amp bf16; }
 outside_o35() { into_o15 outside-o34 outside-o35; }
 
+# O36 and O37 (CPU, over sessions; declared in the seventeenth session with O34's validation known (0.8835, under its
+#    start O32's 0.8857) and O35 running, before O36 ran): G1's recipe on this CPU in bf16, at twice O14's images: from
+#    weights/resnet50, --distil weights/resnet50 from the start, stacked augmentation, each validation on clean
+#    batch-norm statistics, float32 weights, a one-epoch warm-up, 12 epochs of 10,000 draws (120,000: four times O32's),
+#    training seed 8. About 23 minutes an epoch here (O32: 15 for 6,000 draws, validation included), so three sittings:
+#    each stops after the epoch that passes MAX_MINUTES (set for the sitting) and goes on in the next with
+#    python -m training.fit --resume RUNS_DIR/outside-o36 --max-minutes N. O37 mixes its kept weights into the shipped O24
+#    (O24 alone first, then O36 at a third and at half), chosen as O33 was; the best mix, if it beats O24's one view
+#    (0.8947), goes through training.choose_mirror and is judged against 0.8996.
+outside_o36() { outside_g --weights-dtype float32 --amp bf16 --epochs 12 --epoch-size 10000 --train-seed 8 --out "$runs/outside-o36"; }
+outside_o37() { into_o15 outside-o36 outside-o37; }
+
 # O26 (CPU, no training; declared in the twelfth session before it was measured): the scan rule counts acquired slices.
 #    Every NiChart FLAIR volume (train and evaluation subjects alike) is a thick acquisition resampled to 2 mm: 48 to 52 of
 #    its 72 to 87 slices are exact copies of the slice before them, so a "run of 2 slices" can be one acquired slice
